@@ -1,0 +1,68 @@
+"""Hyper-parameters: the one source of truth, and the command-line flags that override them.
+
+Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`; the
+default and the help text come from here, so a value is never written twice.
+No TensorFlow here, so `--help` stays instant.
+"""
+import argparse
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Config:
+    model_size: str = 'small'      # pretrained/ folder: small (L-6/H-384) or base (L-12/H-768)
+    maxlen: int = 200              # tokens per text, [CLS] and [SEP] included
+    batch_size: int = 64
+    epochs: int = 50
+    encoder_lr: float = 5e-5       # fine-tuning rate of the pretrained encoder
+    head_lr: float = 1e-3          # the randomly initialised head learns faster
+    ema_momentum: float = 0.999
+    fgm_epsilon: float = 0.5       # size of the adversarial step on the token embeddings; 0 turns FGM off
+    threshold: float = 0.5         # a label is predicted when its sigmoid score passes this
+    top1_fallback: bool = True     # every sample has a label: when none passes, take the best one
+    patience: int = 5              # epochs without a better validation exact match before stopping
+    valid_ratio: float = 0.1       # share of the training file held out for early stopping
+    dropout: float = 0.1           # dropout before the head
+    seed: int = 42
+
+
+HELP = {
+    'model_size': 'pretrained model under pretrained/: small (L-6/H-384) or base (L-12/H-768)',
+    'maxlen': 'maximum tokens per text, [CLS] and [SEP] included; longer texts are truncated',
+    'batch_size': 'samples per batch (global batch when several devices train)',
+    'epochs': 'maximum number of epochs',
+    'encoder_lr': 'learning rate of the RoFormer-v2 encoder',
+    'head_lr': 'learning rate of the classification head',
+    'ema_momentum': 'momentum of the exponential moving average of the weights',
+    'fgm_epsilon': 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
+    'threshold': 'sigmoid score a label must pass to be predicted',
+    'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
+    'patience': 'early stopping: epochs without improvement of validation exact match',
+    'valid_ratio': 'fraction of the training file held out as validation split',
+    'dropout': 'dropout rate before the classification head',
+    'seed': 'random seed (validation split, shuffling, initialisation)',
+}
+
+CHOICES = {'model_size': ('small', 'base')}
+
+DEFAULTS = Config()
+
+
+def add_flags(parser, *names):
+    """Add --flag-name options for the named Config fields, defaults and help from here."""
+    types = {field.name: field.type for field in fields(Config)}
+    for name in names:
+        flag = '--' + name.replace('_', '-')
+        default = getattr(DEFAULTS, name)
+        if types[name] in (bool, 'bool'):
+            parser.add_argument(flag, dest=name, default=default, action=argparse.BooleanOptionalAction,
+                                help=HELP[name] + ' (default: %(default)s)')
+        else:
+            parser.add_argument(flag, dest=name, type=type(default), default=default, choices=CHOICES.get(name),
+                                help=HELP[name] + ' (default: %(default)s)')
+
+
+def from_args(args):
+    """A Config with every field the parsed arguments carry, the rest at their defaults."""
+    values = {field.name: getattr(args, field.name) for field in fields(Config) if hasattr(args, field.name)}
+    return Config(**values)

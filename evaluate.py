@@ -1,0 +1,67 @@
+"""Evaluate a trained model on a labelled file.
+
+    python evaluate.py                                   # bundled sample test file (or data/multi-classification-test.txt)
+    python evaluate.py --data ../shared/data             # the full corpus' test file
+
+Prints exact-match accuracy (a sample is right only when its whole predicted label set
+equals its true set) and sklearn's per-label classification report with the micro,
+macro, weighted and samples averages.
+"""
+import argparse
+import os
+import sys
+
+import config
+import path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Exact-match accuracy and per-label report of a trained model.')
+    parser.add_argument('--data', help='folder holding multi-classification-test.txt (e.g. ../shared/data)')
+    parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
+                                       'if present, else the bundled data/sample-test.txt)')
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
+    parser.add_argument('--threshold', type=float, default=None,
+                        help='score a label must pass (default: the value saved with the model)')
+    parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
+                        help=config.HELP['top1_fallback'] + ' (default: as saved with the model)')
+    config.add_flags(parser, 'batch_size')
+    args = parser.parse_args(argv)
+    if args.data and not args.test:
+        args.test = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    args.test = args.test or path.default_test_file()
+    return args
+
+
+def evaluate(classifier, samples, batch_size):
+    """(exact-match accuracy, classification report text) of `classifier` on `samples`."""
+    import loader
+    from sklearn.metrics import accuracy_score, classification_report
+    known = set(classifier.labels)
+    unknown = sorted({label for s in samples for label in s.labels if label not in known})
+    if unknown:
+        print(f'warning: labels unknown to the model are left out of the scores: {", ".join(unknown)}',
+              file=sys.stderr)
+    targets = loader.multi_hot(samples, classifier.labels).astype('int32')
+    predictions, _, _ = classifier.predict_batch([s.text for s in samples], batch_size, progress=True)
+    accuracy = accuracy_score(targets, predictions)
+    report = classification_report(targets, predictions, target_names=classifier.labels,
+                                   digits=4, zero_division=0)
+    return accuracy, report
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import loader
+    import predict
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback)
+    print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
+    samples = loader.read_samples(args.test)
+    accuracy, report = evaluate(classifier, samples, args.batch_size)
+    print(f'exact-match accuracy: {accuracy:.4f} ({len(samples)} samples)')
+    print(report)
+    return accuracy
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,116 @@
+"""Data: read and validate `label1|label2 text` lines, multi-hot labels, token ids, batches.
+
+A line is the labels joined by '|', the first ASCII space, then the text. Only that
+first ASCII space splits: texts may hold U+3000 or U+00A0. A malformed line is an error
+naming file:line; nothing is skipped silently and nothing malformed is trained on.
+"""
+import collections
+import random
+
+import numpy as np
+
+import compat  # noqa: F401  (environment for bert4keras, before TensorFlow)
+import tensorflow as tf
+from bert4keras.tokenizers import Tokenizer, load_vocab
+from sklearn.preprocessing import MultiLabelBinarizer
+from tqdm import tqdm
+
+Sample = collections.namedtuple('Sample', 'labels text')
+
+
+class DataError(ValueError):
+    """A data file that cannot be used, with file:line in the message."""
+
+
+def parse_line(line, where):
+    """One line (without its newline) -> Sample; `where` is 'file:line' for errors."""
+    labels_part, space, text = line.partition(' ')
+    if not space:
+        raise DataError(f'{where}: no ASCII space between labels and text: {line[:60]!r}')
+    text = text.strip()
+    if not text:
+        raise DataError(f'{where}: empty text after the labels {labels_part!r}')
+    labels = labels_part.split('|')
+    for label in labels:
+        if not label.strip():
+            raise DataError(f'{where}: empty label in {labels_part!r}')
+        if label != label.strip():
+            raise DataError(f'{where}: label {label!r} has surrounding whitespace')
+    return Sample(tuple(dict.fromkeys(labels)), text)  # de-duplicated, order kept
+
+
+def read_samples(path):
+    """All samples of a file; DataError on the first bad line, the encoding included."""
+    samples = []
+    with open(path, 'rb') as f:
+        for number, raw in enumerate(f, 1):
+            where = f'{path}:{number}'
+            try:
+                line = raw.decode('utf-8-sig' if number == 1 else 'utf-8')
+            except UnicodeDecodeError as error:
+                raise DataError(f'{where}: not valid UTF-8 ({error.reason} at byte {error.start}); '
+                                'convert the file to UTF-8') from None
+            line = line.rstrip('\r\n')
+            if not line.strip():
+                raise DataError(f'{where}: empty line')
+            samples.append(parse_line(line, where))
+    if not samples:
+        raise DataError(f'{path}: no samples in the file')
+    return samples
+
+
+def split_validation(samples, valid_ratio, seed):
+    """(train, valid): a fixed-seed random share of the samples held out for early stopping."""
+    order = list(range(len(samples)))
+    random.Random(seed).shuffle(order)
+    valid_count = max(1, int(round(len(samples) * valid_ratio))) if valid_ratio > 0 else 0
+    valid = [samples[i] for i in sorted(order[:valid_count])]
+    train = [samples[i] for i in sorted(order[valid_count:])]
+    return train, valid
+
+
+def label_list(samples):
+    """The sorted set of labels in `samples`: the model's output order."""
+    return sorted({label for sample in samples for label in sample.labels})
+
+
+def multi_hot(samples, labels):
+    """Samples -> float32 array [n, len(labels)]; labels outside `labels` are dropped."""
+    binarizer = MultiLabelBinarizer(classes=labels)
+    known = set(labels)
+    return binarizer.fit_transform([[l for l in s.labels if l in known] for s in samples]).astype('float32')
+
+
+def load_tokenizer(vocab_path):
+    # RoFormer-v2 char vocabularies are lower-case.
+    return Tokenizer(load_vocab(vocab_path), do_lower_case=True)
+
+
+def encode_texts(tokenizer, texts, maxlen, progress=True):
+    """Texts -> list of token-id lists ([CLS] ... [SEP], at most maxlen long)."""
+    texts = tqdm(texts, desc='tokenize', unit=' texts', leave=False, disable=not progress or len(texts) < 2000)
+    return [tokenizer.encode(text, maxlen=maxlen)[0] for text in texts]
+
+
+def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0):
+    """tf.data batches ((token_ids, segment_ids), targets), padded to each batch's longest text."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.ragged.constant(token_ids, dtype=tf.int32), tf.constant(targets, tf.float32)))
+    if shuffle:
+        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.ragged_batch(batch_size)
+    dataset = dataset.map(lambda ids, y: _with_segments(ids.to_tensor(), y))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_segments(token_ids, targets):
+    return (token_ids, tf.zeros_like(token_ids)), targets
+
+
+def pad_batch(token_ids):
+    """A list of token-id lists -> [token_ids, segment_ids] numpy arrays, padded with 0."""
+    length = max(len(ids) for ids in token_ids)
+    padded = np.zeros((len(token_ids), length), dtype='int32')
+    for row, ids in enumerate(token_ids):
+        padded[row, :len(ids)] = ids
+    return [padded, np.zeros_like(padded)]

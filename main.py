@@ -1,0 +1,29 @@
+"""One entry point for the suite:
+
+    python main.py train    [train.py flags]
+    python main.py evaluate [evaluate.py flags]
+    python main.py predict  [predict.py flags] "文本"
+
+Each sub-command runs the same `main` as the script of that name.
+"""
+import argparse
+import importlib
+
+COMMANDS = {
+    'train': 'fine-tune RoFormer-v2 (train.py)',
+    'evaluate': 'exact match and per-label report (evaluate.py)',
+    'predict': 'labels of texts (predict.py)',
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Multi-label Chinese text classification with RoFormer-v2.',
+                                     epilog='Run "python main.py COMMAND --help" for the flags of a command.')
+    parser.add_argument('command', choices=COMMANDS, help='; '.join(f'{k}: {v}' for k, v in COMMANDS.items()))
+    parser.add_argument('args', nargs=argparse.REMAINDER, help='flags of the command')
+    args = parser.parse_args(argv)
+    return importlib.import_module(args.command).main(args.args)
+
+
+if __name__ == '__main__':
+    main()

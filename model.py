@@ -1,0 +1,134 @@
+"""Model: RoFormer-v2 encoder + sigmoid head, the optimizer (layered learning rates, Adam,
+EMA) and FGM adversarial training in an eager `train_step` that works under tf.distribute.
+"""
+import os
+import sys
+
+import compat
+from compat import keras, tf
+from bert4keras.models import build_transformer_model
+
+import path
+
+HEAD_PREFIX = 'Head-'  # every head layer's name starts with this; the optimizer keys its learning rate on it
+ADVERSARIAL_LAYER = 'Embedding-Token'
+
+
+class CheckpointError(ValueError):
+    """A pretrained folder whose checkpoint cannot be used."""
+
+
+def find_checkpoint(pretrained_dir):
+    """The checkpoint prefix in `pretrained_dir`, or None when the folder has no weights.
+
+    A partial checkpoint (an .index without its data, or data without the .index) is an
+    error, not a silent random initialisation.
+    """
+    prefix = os.path.join(pretrained_dir, path.CHECKPOINT_NAME)
+    has_index = os.path.exists(prefix + '.index')
+    has_data = any(name.startswith(path.CHECKPOINT_NAME + '.data-') for name in os.listdir(pretrained_dir))
+    if has_index and has_data:
+        return prefix
+    if has_index or has_data:
+        missing = 'data (.data-00000-of-00001)' if has_index else 'index (.index)'
+        raise CheckpointError(f'{prefix}: the checkpoint {missing} file is missing; '
+                              're-download or remove the partial checkpoint')
+    return None
+
+
+def warn_random_init(pretrained_dir):
+    bar = '!' * 78
+    print(f'\n{bar}\n!! No pretrained checkpoint in {pretrained_dir}\n'
+          f'!! ({path.CHECKPOINT_NAME}.index + .data-*): the encoder starts from RANDOM weights.\n'
+          f'!! Expect far lower accuracy than fine-tuning. README.md says where to get the\n'
+          f'!! official RoFormer-v2 checkpoints.\n{bar}\n', file=sys.stderr)
+
+
+def build_encoder(config_path, checkpoint=None):
+    """The bert4keras RoFormer-v2 Transformer (its .model is the Keras encoder)."""
+    return build_transformer_model(config_path, checkpoint, model='roformer_v2', return_keras_model=False)
+
+
+def checkpoint_values(encoder):
+    """{official checkpoint variable name: numpy value} of a bert4keras Transformer."""
+    values = {}
+    for layer_name, names in encoder.variable_mapping().items():
+        if layer_name in encoder.layers:
+            for name, weight in zip(names, encoder.layers[layer_name].trainable_weights):
+                values[name] = weight.numpy()
+    return values
+
+
+class AdversarialModel(keras.Model):
+    """A Keras model whose training step adds FGM (Miyato et al., 2017).
+
+    Each step: gradient of the loss; a step of size `fgm_epsilon` along the normalised
+    gradient of the token-embedding table; the gradient of the loss there; the table put
+    back; both gradients applied. The gradient is all-reduced before the step, so every
+    replica moves its copy of the table identically under tf.distribute.
+    """
+    fgm_epsilon = 0.0
+
+    def train_step(self, data):
+        inputs, targets = data
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            predictions = self(inputs, training=True)
+            loss = self.compute_loss(inputs, targets, predictions)
+        gradients = [_dense(g) for g in tape.gradient(loss, variables)]
+
+        if self.fgm_epsilon > 0:
+            embeddings = self.get_layer(ADVERSARIAL_LAYER).embeddings
+            index = next(i for i, v in enumerate(variables) if v is embeddings)
+            replica = tf.distribute.get_replica_context()
+            gradient = replica.all_reduce('sum', gradients[index])
+            delta = self.fgm_epsilon * gradient / (tf.norm(gradient) + 1e-8)
+            _add_on_every_replica(embeddings, delta)
+            with tf.GradientTape() as tape:
+                adversarial_loss = self.compute_loss(inputs, targets, self(inputs, training=True))
+            adversarial_gradients = tape.gradient(adversarial_loss, variables)
+            _add_on_every_replica(embeddings, -delta)
+            gradients = [g + _dense(a) for g, a in zip(gradients, adversarial_gradients)]
+
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self.compute_metrics(inputs, targets, predictions, None)
+
+
+def _dense(gradient):
+    # Embedding gradients arrive as IndexedSlices; two of them cannot be added.
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
+def _add_on_every_replica(variable, delta):
+    """variable += delta on every replica's copy (`delta` is the same on all of them)."""
+    def update(strategy, variable, delta):
+        strategy.extended.update(variable, lambda v, d: v.assign_add(d), args=(delta,))
+    tf.distribute.get_replica_context().merge_call(update, args=(variable, delta))
+
+
+def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0):
+    """RoFormer-v2 -> [CLS] vector -> dropout -> Dense(num_labels, sigmoid)."""
+    encoder = build_encoder(config_path, checkpoint)
+    cls_vector = keras.layers.Lambda(lambda x: x[:, 0], name=HEAD_PREFIX + 'CLS')(encoder.model.output)
+    cls_vector = keras.layers.Dropout(dropout, name=HEAD_PREFIX + 'Dropout')(cls_vector)
+    # The head stays float32 under mixed precision: sigmoid + BCE need the range.
+    probabilities = keras.layers.Dense(num_labels, activation='sigmoid', dtype='float32',
+                                       name=HEAD_PREFIX + 'Dense')(cls_vector)
+    model = AdversarialModel(encoder.model.inputs, probabilities, name='roformer_v2_multilabel')
+    model.fgm_epsilon = fgm_epsilon
+    return model
+
+
+def build_optimizer(cfg):
+    """Adam + EMA; the encoder learns at cfg.encoder_lr, the head at cfg.head_lr."""
+    return compat.AdamEMA(
+        learning_rate=cfg.encoder_lr,
+        ema_momentum=cfg.ema_momentum,
+        paramwise_lr_schedule={HEAD_PREFIX: cfg.head_lr / cfg.encoder_lr},
+    )
+
+
+def compile_for_training(model, cfg):
+    # Sigmoid + binary cross-entropy: each label is its own yes/no question.
+    model.compile(loss='binary_crossentropy', optimizer=build_optimizer(cfg))
+    return model

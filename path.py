@@ -1,0 +1,84 @@
+"""Where files live: the one source of truth for paths, plus atomic file writing.
+
+No TensorFlow here, so `--help` stays instant.
+"""
+import json
+import os
+import tempfile
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+DATA_DIR = os.path.join(ROOT, 'data')
+WEIGHTS_DIR = os.path.join(ROOT, 'weights')
+PRETRAINED_DIR = os.path.join(ROOT, 'pretrained')
+
+# The full corpus, when a user puts it in data/; otherwise the bundled sample.
+CORPUS_TRAIN = os.path.join(DATA_DIR, 'multi-classification-train.txt')
+CORPUS_TEST = os.path.join(DATA_DIR, 'multi-classification-test.txt')
+SAMPLE_TRAIN = os.path.join(DATA_DIR, 'sample-train.txt')
+SAMPLE_TEST = os.path.join(DATA_DIR, 'sample-test.txt')
+
+PRETRAINED_MODELS = {
+    'small': 'chinese_roformer-v2-char_L-6_H-384_A-6',
+    'base': 'chinese_roformer-v2-char_L-12_H-768_A-12',
+}
+
+# Inside a pretrained folder (the official release's names).
+CONFIG_NAME = 'bert_config.json'
+VOCAB_NAME = 'vocab.txt'
+CHECKPOINT_NAME = 'bert_model.ckpt'
+
+# Inside a weights folder: everything evaluate/predict need, without pretrained/.
+WEIGHTS_NAME = 'best_weights.h5'  # Keras' HDF5 format: weights by layer name, no configs
+LABELS_NAME = 'labels.json'
+META_NAME = 'model.json'
+
+
+def default_train_file():
+    return CORPUS_TRAIN if os.path.exists(CORPUS_TRAIN) else SAMPLE_TRAIN
+
+
+def default_test_file():
+    return CORPUS_TEST if os.path.exists(CORPUS_TEST) else SAMPLE_TEST
+
+
+def pretrained_dir(model_size):
+    return os.path.join(PRETRAINED_DIR, PRETRAINED_MODELS[model_size])
+
+
+def atomic_write(path, write):
+    """Call write(temporary_path), then rename it onto `path`.
+
+    The rename is atomic, so a crash mid-write leaves the previous file intact, never a
+    half-written one. The temporary file sits in the same folder (same file system) and
+    keeps the extension, since Keras picks the weights format from it.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base, dot, extension = os.path.basename(path).partition('.')  # 'a.weights.h5' keeps '.weights.h5'
+    handle, temporary = tempfile.mkstemp(prefix='.' + base + '.', suffix='.tmp' + dot + extension, dir=folder)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; the final file gets the usual mode
+    try:
+        write(temporary)
+        with open(temporary, 'rb+') as written:
+            os.fsync(written.fileno())  # on disk before the rename, so power loss keeps one whole file
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_json(path, value):
+    def write(temporary):
+        with open(temporary, 'w', encoding='utf-8') as f:
+            json.dump(value, f, ensure_ascii=False, indent=2)
+            f.write('\n')
+    atomic_write(path, write)
+
+
+def read_json(path):
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)

@@ -1,0 +1,174 @@
+"""Predict the labels of texts with a trained model.
+
+    python predict.py "青岛地铁施工段坍塌致3人遇难"            # labels, joined by '|'
+    python predict.py --file texts.txt --json               # one JSON line per text, with scores
+    cat texts.txt | python predict.py --file - --threshold 0.4
+
+In Python, the model is loaded once and reused:
+
+    from predict import predict
+    one_hot, labels = predict('青岛地铁施工段坍塌致3人遇难')
+
+This module is the single place that turns scores into label sets (threshold, then the
+top-1 fallback), so training, evaluation and prediction decide the same way.
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+
+import config
+import path
+
+STREAM_CHUNK = 1024  # lines read, predicted and written at a time: memory stays flat on huge files
+
+
+def decide(scores, threshold, top1_fallback=True):
+    """Scores [n, labels] -> multi-hot int array: every label whose score passes `threshold`;
+    with `top1_fallback`, the best label for a row where none passes."""
+    one_hot = (scores > threshold).astype('int32')
+    if top1_fallback and len(scores):
+        empty = one_hot.sum(axis=1) == 0
+        one_hot[empty, scores[empty].argmax(axis=1)] = 1
+    return one_hot
+
+
+def predict_scores(model, token_ids, batch_size=64, progress=False):
+    """Sigmoid scores for encoded texts, in their order.
+
+    Texts are sorted by length before batching, so a batch pads to about its own length
+    instead of the longest text in the data (much less work on mixed lengths).
+    """
+    import loader
+    from tqdm import tqdm
+    order = np.argsort([len(ids) for ids in token_ids], kind='stable')
+    scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc='predict', unit=' batches', leave=False, disable=not progress):
+        rows = order[start:start + batch_size]
+        scores[rows] = model.predict_on_batch(loader.pad_batch([token_ids[i] for i in rows]))
+    return scores
+
+
+def vocab_hash(vocab_path):
+    with open(vocab_path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Classifier:
+    """A trained model loaded once from a weights folder (see path.py for its files)."""
+
+    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None):
+        import loader
+        import model as model_lib
+        self.meta = load_meta(weights_dir)
+        self.labels = self.meta['labels']
+        self.maxlen = self.meta['maxlen']
+        self.threshold = self.meta['threshold'] if threshold is None else threshold
+        self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
+        self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
+        self.model = model_lib.build_classifier(
+            os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'])
+        self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
+
+    def scores(self, texts, batch_size=64, progress=False):
+        import loader
+        token_ids = loader.encode_texts(self.tokenizer, texts, self.maxlen, progress=progress)
+        return predict_scores(self.model, token_ids, batch_size, progress=progress)
+
+    def predict_batch(self, texts, batch_size=64, progress=False):
+        """Texts -> (multi-hot array [n, labels], list of label lists, scores [n, labels])."""
+        scores = self.scores(texts, batch_size, progress)
+        one_hot = decide(scores, self.threshold, self.top1_fallback)
+        return one_hot, [[self.labels[i] for i in np.flatnonzero(row)] for row in one_hot], scores
+
+    def predict(self, text):
+        """One text -> (multi-hot vector, list of labels)."""
+        one_hot, labels, _ = self.predict_batch([text])
+        return one_hot[0], labels[0]
+
+
+def load_meta(weights_dir):
+    """The weights folder's metadata, checked for the files that must travel with it."""
+    meta_path = os.path.join(weights_dir, path.META_NAME)
+    needed = [path.META_NAME, path.LABELS_NAME, path.WEIGHTS_NAME, path.CONFIG_NAME, path.VOCAB_NAME]
+    missing = [name for name in needed if not os.path.exists(os.path.join(weights_dir, name))]
+    if missing:
+        raise FileNotFoundError(f'{weights_dir}: no trained model here (missing {", ".join(missing)}); '
+                                'run train.py first or pass --weights')
+    meta = path.read_json(meta_path)
+    meta['labels'] = path.read_json(os.path.join(weights_dir, path.LABELS_NAME))
+    if len(meta['labels']) != meta['num_labels']:
+        raise ValueError(f'{weights_dir}: {path.LABELS_NAME} has {len(meta["labels"])} labels but the model '
+                         f'was trained with {meta["num_labels"]}; the files come from different runs')
+    if vocab_hash(os.path.join(weights_dir, path.VOCAB_NAME)) != meta['vocab_sha256']:
+        raise ValueError(f'{weights_dir}: {path.VOCAB_NAME} is not the vocabulary the model was trained with')
+    return meta
+
+
+_default_classifier = None
+
+
+def predict(text):
+    """(multi-hot vector, labels) for one text, with the model in weights/ (loaded on first call)."""
+    global _default_classifier
+    if _default_classifier is None:
+        _default_classifier = Classifier(path.WEIGHTS_DIR)
+    return _default_classifier.predict(text)
+
+
+def read_chunks(stream, size):
+    chunk = []
+    for line in stream:
+        chunk.append(line.rstrip('\r\n'))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Predict labels of texts with a trained model.')
+    parser.add_argument('texts', nargs='*', help='texts to classify')
+    parser.add_argument('--file', help="file with one text per line ('-' for standard input)")
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
+    parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
+    parser.add_argument('--threshold', type=float, default=None,
+                        help='score a label must pass (default: the value saved with the model, '
+                             f'normally {config.DEFAULTS.threshold})')
+    parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
+                        help=config.HELP['top1_fallback'] + ' (default: as saved with the model)')
+    parser.add_argument('--batch-size', type=int, default=config.DEFAULTS.batch_size, help=config.HELP['batch_size'])
+    args = parser.parse_args(argv)
+    if not args.texts and not args.file:
+        parser.error('give texts as arguments or --file FILE (- for standard input)')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    classifier = Classifier(args.weights, args.threshold, args.top1_fallback)
+    if args.file == '-':
+        chunks = read_chunks(sys.stdin, STREAM_CHUNK)
+    elif args.file:
+        chunks = read_chunks(open(args.file, encoding='utf-8-sig'), STREAM_CHUNK)
+    else:
+        chunks = [args.texts]
+    for texts in chunks:
+        _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
+        for text, labels, row in zip(texts, label_lists, scores):
+            if args.json:
+                print(json.dumps({'text': text, 'labels': labels,
+                                  'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}},
+                                 ensure_ascii=False))
+            else:
+                print('|'.join(labels))
+        sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    main()

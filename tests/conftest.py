@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny generated RoFormer-v2 checkpoint and one short training run on it."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import compat  # noqa: E402,F401  (tf-keras must be chosen before any test imports TensorFlow)
+
+SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
+
+
+@pytest.fixture(scope='session')
+def tiny_pretrained(tmp_path_factory):
+    """A folder with bert_config.json, vocab.txt and bert_model.ckpt.* (official format)."""
+    import make_tiny_checkpoint
+    folder = str(tmp_path_factory.mktemp('pretrained') / 'tiny')
+    make_tiny_checkpoint.make_tiny_checkpoint(folder, [make_tiny_checkpoint.path.SAMPLE_TRAIN,
+                                                       make_tiny_checkpoint.path.SAMPLE_TEST])
+    return folder
+
+
+@pytest.fixture(scope='session')
+def trained(tiny_pretrained, tmp_path_factory):
+    """(weights folder, printed output) of a 3-epoch run of train.main on the bundled sample."""
+    import contextlib
+    import io
+    import train
+    weights = str(tmp_path_factory.mktemp('weights'))
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        train.main(['--pretrained', tiny_pretrained, '--weights', weights, '--epochs', '3',
+                    '--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2'])
+    return weights, output.getvalue()

@@ -1,0 +1,132 @@
+"""Fine-tune RoFormer-v2 for multi-label classification.
+
+    python train.py                                           # bundled sample (or data/multi-classification-*.txt)
+    python train.py --data ../shared/data --model-size small  # the full corpus
+    python train.py --help
+
+Layered learning rates (small for the encoder, larger for the head), Adam with an EMA of
+the weights, FGM on the token embeddings. After each epoch the EMA weights are swapped in,
+exact-match accuracy on the validation split is measured (a sample counts only when its
+whole label set is right), the best weights are saved to weights/, and the training
+weights come back. Training stops after `patience` epochs without improvement.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import config
+import path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
+    parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
+    parser.add_argument('--train', help='training file (default: data/multi-classification-train.txt '
+                                        'if present, else the bundled data/sample-train.txt)')
+    parser.add_argument('--valid', help='validation file (default: a --valid-ratio share of the training file)')
+    parser.add_argument('--pretrained', help='pretrained folder with bert_config.json, vocab.txt and, '
+                                             'if available, bert_model.ckpt.* (default: from --model-size)')
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
+    parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
+    config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
+                     'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
+                     'valid_ratio', 'dropout', 'seed')
+    args = parser.parse_args(argv)
+    if args.data and not args.train:
+        args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+    args.train = args.train or path.default_train_file()
+    args.pretrained = args.pretrained or path.pretrained_dir(args.model_size)
+    return args
+
+
+def distribution_strategy():
+    """All visible GPUs with MirroredStrategy when there are several, else the default device."""
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices('GPU')
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def save_model_files(weights_dir, cfg, labels, pretrained_dir):
+    """Everything evaluate/predict need besides the weights: labels, metadata, config, vocab."""
+    import predict
+    os.makedirs(weights_dir, exist_ok=True)
+    for name in (path.CONFIG_NAME, path.VOCAB_NAME):
+        path.atomic_write(os.path.join(weights_dir, name),
+                          lambda temporary, name=name: shutil.copyfile(os.path.join(pretrained_dir, name), temporary))
+    path.write_json(os.path.join(weights_dir, path.LABELS_NAME), labels)  # JSON, never pickle
+    path.write_json(os.path.join(weights_dir, path.META_NAME), {
+        'num_labels': len(labels),
+        'maxlen': cfg.maxlen,
+        'threshold': cfg.threshold,
+        'top1_fallback': cfg.top1_fallback,
+        'dropout': cfg.dropout,
+        'pretrained': os.path.basename(os.path.normpath(pretrained_dir)),
+        'vocab_sha256': predict.vocab_hash(os.path.join(pretrained_dir, path.VOCAB_NAME)),
+    })
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = config.from_args(args)
+
+    import loader
+    import model as model_lib
+    import predict
+    from compat import keras
+    from sklearn.metrics import accuracy_score
+
+    keras.utils.set_random_seed(cfg.seed)
+    print(f'data: {args.train}' + (' (bundled sample)' if args.train == path.SAMPLE_TRAIN else ''))
+    samples = loader.read_samples(args.train)[:args.max_samples]
+    if args.valid:
+        train_samples, valid_samples = samples, loader.read_samples(args.valid)
+    else:
+        train_samples, valid_samples = loader.split_validation(samples, cfg.valid_ratio, cfg.seed)
+    labels = loader.label_list(samples)
+    print(f'{len(train_samples)} training / {len(valid_samples)} validation samples, {len(labels)} labels')
+
+    config_path = os.path.join(args.pretrained, path.CONFIG_NAME)
+    checkpoint = model_lib.find_checkpoint(args.pretrained)
+    print(f'pretrained: {args.pretrained}')
+    if checkpoint is None:
+        model_lib.warn_random_init(args.pretrained)
+
+    tokenizer = loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME))
+    train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen)
+    valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen)
+    train_targets = loader.multi_hot(train_samples, labels)
+    valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
+    train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed)
+
+    with distribution_strategy().scope():
+        classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon)
+        model_lib.compile_for_training(classifier, cfg)
+
+    class Evaluator(keras.callbacks.Callback):
+        """Validation exact match with the EMA weights; saves the best of them."""
+        best = -1.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            optimizer = self.model.optimizer
+            optimizer.apply_ema_weights()
+            scores = predict.predict_scores(self.model, valid_ids, cfg.batch_size, progress=True)
+            accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
+            if accuracy > self.best:
+                if self.best < 0:
+                    save_model_files(args.weights, cfg, labels, args.pretrained)
+                self.best = accuracy
+                path.atomic_write(os.path.join(args.weights, path.WEIGHTS_NAME), self.model.save_weights)
+            optimizer.reset_old_weights()
+            logs['val_exact_match'] = accuracy
+            print(f'\nacc: {accuracy:.4f} best acc: {self.best:.4f}')
+
+    early_stopping = keras.callbacks.EarlyStopping(monitor='val_exact_match', mode='max', patience=cfg.patience)
+    classifier.fit(train_data, epochs=cfg.epochs, callbacks=[Evaluator(), early_stopping], verbose=1)
+    print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)}')
+
+
+if __name__ == '__main__':
+    main()
