@@ -92,15 +92,29 @@ def encode_texts(tokenizer, texts, maxlen, progress=True):
     return [tokenizer.encode(text, maxlen=maxlen)[0] for text in texts]
 
 
-def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0):
-    """tf.data batches ((token_ids, segment_ids), targets), padded to each batch's longest text."""
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.ragged.constant(token_ids, dtype=tf.int32), tf.constant(targets, tf.float32)))
-    if shuffle:
-        dataset = dataset.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.ragged_batch(batch_size)
+def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0, first_epoch=0, epochs=1):
+    """tf.data batches ((token_ids, segment_ids), targets), padded to each batch's longest text.
+
+    Epochs first_epoch .. epochs-1 follow each other; with `shuffle`, epoch e's order is a
+    pure function of (seed, e), so a resumed run sees the same data order as an unbroken one.
+    """
+    all_ids = tf.ragged.constant(token_ids, dtype=tf.int32)
+    all_targets = tf.constant(targets, tf.float32)
+
+    def one_epoch(epoch):
+        order = tf.range(len(token_ids))
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        rows = tf.data.Dataset.from_tensor_slices(order).map(lambda i: (all_ids[i], all_targets[i]))
+        return rows.ragged_batch(batch_size)
+
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     dataset = dataset.map(lambda ids, y: _with_segments(ids.to_tensor(), y))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batches_per_epoch(sample_count, batch_size):
+    return -(-sample_count // batch_size)
 
 
 def _with_segments(token_ids, targets):

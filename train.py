@@ -29,6 +29,8 @@ def parse_args(argv=None):
                                              'if available, bert_model.ckpt.* (default: from --model-size)')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
     parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'seed')
@@ -75,7 +77,7 @@ def main(argv=None):
     import loader
     import model as model_lib
     import predict
-    from compat import keras
+    from compat import keras, tf
     from sklearn.metrics import accuracy_score
 
     keras.utils.set_random_seed(cfg.seed)
@@ -99,33 +101,65 @@ def main(argv=None):
     valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen)
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
-    train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed)
 
     with distribution_strategy().scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon)
         model_lib.compile_for_training(classifier, cfg)
 
+    # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
+    # included), step count, best score, early-stopping counter. The data order of epoch e is
+    # a function of (seed, e) and the validation split of the seed, so they come back as well.
+    resume_dir = os.path.join(args.weights, path.RESUME_DIR)
+    resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
+    state = {'epoch': 0, 'best': -1.0, 'wait': 0}
+    settings = {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience')}  # these may grow on resume
+    run = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
+    snapshot = tf.train.Checkpoint(model=classifier, optimizer=classifier.optimizer)
+    if args.resume and os.path.exists(resume_state):
+        state = path.read_json(resume_state)
+        if state['run'] != run:
+            sys.exit(f'error: {resume_state} belongs to a run with other data or settings; '
+                     'resume with the same command, or train without --resume')
+        snapshot.restore(os.path.join(resume_dir, state['checkpoint'])).assert_existing_objects_matched()
+        print(f'resumed after epoch {state["epoch"]}: best acc {state["best"]:.4f}, '
+              f'{state["wait"]} epochs without improvement')
+    elif args.resume:
+        print(f'nothing to resume in {resume_dir}: starting from the beginning')
+    manager = tf.train.CheckpointManager(snapshot, resume_dir, max_to_keep=2)  # 2: the state may name the older
+
     class Evaluator(keras.callbacks.Callback):
-        """Validation exact match with the EMA weights; saves the best of them."""
-        best = -1.0
+        """Validation exact match with the EMA weights; saves the best of them; early stopping."""
 
         def on_epoch_end(self, epoch, logs=None):
             optimizer = self.model.optimizer
             optimizer.apply_ema_weights()
             scores = predict.predict_scores(self.model, valid_ids, cfg.batch_size, progress=True)
             accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
-            if accuracy > self.best:
-                if self.best < 0:
+            if accuracy > state['best']:
+                if state['best'] < 0:
                     save_model_files(args.weights, cfg, labels, args.pretrained)
-                self.best = accuracy
+                state.update(best=accuracy, wait=0)
                 path.atomic_write(os.path.join(args.weights, path.WEIGHTS_NAME), self.model.save_weights)
+            else:
+                state['wait'] += 1
             optimizer.reset_old_weights()
             logs['val_exact_match'] = accuracy
-            print(f'\nacc: {accuracy:.4f} best acc: {self.best:.4f}')
+            print(f'\nacc: {accuracy:.4f} best acc: {state["best"]:.4f}')
+            state.update(epoch=epoch + 1, checkpoint=os.path.basename(manager.save()), run=run)
+            path.write_json(resume_state, state)
+            if state['wait'] >= cfg.patience:
+                print(f'early stopping: {cfg.patience} epochs without improvement')
+                self.model.stop_training = True
 
-    early_stopping = keras.callbacks.EarlyStopping(monitor='val_exact_match', mode='max', patience=cfg.patience)
-    classifier.fit(train_data, epochs=cfg.epochs, callbacks=[Evaluator(), early_stopping], verbose=1)
-    print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)}')
+    if state['wait'] >= cfg.patience or state['epoch'] >= cfg.epochs:
+        print('this run had already finished')
+    else:
+        train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                         first_epoch=state['epoch'], epochs=cfg.epochs)
+        classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=state['epoch'],
+                       steps_per_epoch=loader.batches_per_epoch(len(train_ids), cfg.batch_size),
+                       callbacks=[Evaluator()], verbose=1)
+    print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')
 
 
 if __name__ == '__main__':
