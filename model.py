@@ -36,6 +36,21 @@ def find_checkpoint(pretrained_dir):
     return None
 
 
+def check_pretrained(pretrained_dir):
+    """Stop early, with the reason, when a pretrained folder's config and vocabulary do not fit."""
+    config_path = os.path.join(pretrained_dir, path.CONFIG_NAME)
+    vocab_path = os.path.join(pretrained_dir, path.VOCAB_NAME)
+    for needed in (config_path, vocab_path):
+        if not os.path.exists(needed):
+            raise CheckpointError(f'{needed}: missing; a pretrained folder needs {path.CONFIG_NAME} and {path.VOCAB_NAME}')
+    vocab_size = path.read_json(config_path).get('vocab_size')
+    with open(vocab_path, encoding='utf-8') as f:
+        tokens = sum(1 for _ in f)
+    if tokens != vocab_size:
+        raise CheckpointError(f'{vocab_path}: {tokens} tokens, but {config_path} says vocab_size {vocab_size}; '
+                              'the vocabulary belongs to another model')
+
+
 def warn_random_init(pretrained_dir):
     bar = '!' * 78
     print(f'\n{bar}\n!! No pretrained checkpoint in {pretrained_dir}\n'

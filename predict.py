@@ -72,7 +72,12 @@ class Classifier:
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
         self.model = model_lib.build_classifier(
             os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'])
-        self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
+        try:
+            self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
+        except ValueError as error:  # Keras' shape errors, said in the user's terms
+            raise ValueError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
+                             f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
+                             f'different runs ({error})') from None
 
     def scores(self, texts, batch_size=64, progress=False):
         import loader
@@ -161,6 +166,8 @@ def main(argv=None):
     for texts in chunks:
         _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
         for text, labels, row in zip(texts, label_lists, scores):
+            if not text.strip():
+                print(f'note: empty text; its labels are only the model\'s prior guess', file=sys.stderr)
             if args.json:
                 print(json.dumps({'text': text, 'labels': labels,
                                   'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}},

@@ -91,6 +91,7 @@ def main(argv=None):
     print(f'{len(train_samples)} training / {len(valid_samples)} validation samples, {len(labels)} labels')
 
     config_path = os.path.join(args.pretrained, path.CONFIG_NAME)
+    model_lib.check_pretrained(args.pretrained)
     checkpoint = model_lib.find_checkpoint(args.pretrained)
     print(f'pretrained: {args.pretrained}')
     if checkpoint is None:
