@@ -5,7 +5,20 @@ default and the help text come from here, so a value is never written twice.
 No TensorFlow here, so `--help` stays instant.
 """
 import argparse
+import sys
 from dataclasses import dataclass, fields
+
+
+class InputError(ValueError):
+    """A problem with the user's files or flags: reported in one line, without a traceback."""
+
+
+def run_main(main):
+    """Run a script's main(); an InputError ends it with `error: ...` on stderr and exit status 1."""
+    try:
+        main()
+    except InputError as error:
+        sys.exit(f'error: {error}')
 
 
 @dataclass

@@ -5,10 +5,12 @@ first ASCII space splits: texts may hold U+3000 or U+00A0. A malformed line is a
 naming file:line; nothing is skipped silently and nothing malformed is trained on.
 """
 import collections
+import os
 import random
 
 import numpy as np
 
+import config
 import compat  # noqa: F401  (environment for bert4keras, before TensorFlow)
 import tensorflow as tf
 from bert4keras.tokenizers import Tokenizer, load_vocab
@@ -18,7 +20,7 @@ from tqdm import tqdm
 Sample = collections.namedtuple('Sample', 'labels text')
 
 
-class DataError(ValueError):
+class DataError(config.InputError):
     """A data file that cannot be used, with file:line in the message."""
 
 
@@ -41,6 +43,8 @@ def parse_line(line, where):
 
 def read_samples(path):
     """All samples of a file; DataError on the first bad line, the encoding included."""
+    if not os.path.isfile(path):
+        raise DataError(f'{path}: no such file')
     samples = []
     with open(path, 'rb') as f:
         for number, raw in enumerate(f, 1):

@@ -9,6 +9,8 @@ Each sub-command runs the same `main` as the script of that name.
 import argparse
 import importlib
 
+import config
+
 COMMANDS = {
     'train': 'fine-tune RoFormer-v2 (train.py)',
     'evaluate': 'exact match and per-label report (evaluate.py)',
@@ -26,4 +28,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    config.run_main(main)

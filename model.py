@@ -8,13 +8,14 @@ import compat
 from compat import keras, tf
 from bert4keras.models import build_transformer_model
 
+import config
 import path
 
 HEAD_PREFIX = 'Head-'  # every head layer's name starts with this; the optimizer keys its learning rate on it
 ADVERSARIAL_LAYER = 'Embedding-Token'
 
 
-class CheckpointError(ValueError):
+class CheckpointError(config.InputError):
     """A pretrained folder whose checkpoint cannot be used."""
 
 

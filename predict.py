@@ -75,7 +75,7 @@ class Classifier:
         try:
             self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
         except ValueError as error:  # Keras' shape errors, said in the user's terms
-            raise ValueError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
+            raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
                              f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
                              f'different runs ({error})') from None
 
@@ -102,15 +102,15 @@ def load_meta(weights_dir):
     needed = [path.META_NAME, path.LABELS_NAME, path.WEIGHTS_NAME, path.CONFIG_NAME, path.VOCAB_NAME]
     missing = [name for name in needed if not os.path.exists(os.path.join(weights_dir, name))]
     if missing:
-        raise FileNotFoundError(f'{weights_dir}: no trained model here (missing {", ".join(missing)}); '
+        raise config.InputError(f'{weights_dir}: no trained model here (missing {", ".join(missing)}); '
                                 'run train.py first or pass --weights')
     meta = path.read_json(meta_path)
     meta['labels'] = path.read_json(os.path.join(weights_dir, path.LABELS_NAME))
     if len(meta['labels']) != meta['num_labels']:
-        raise ValueError(f'{weights_dir}: {path.LABELS_NAME} has {len(meta["labels"])} labels but the model '
+        raise config.InputError(f'{weights_dir}: {path.LABELS_NAME} has {len(meta["labels"])} labels but the model '
                          f'was trained with {meta["num_labels"]}; the files come from different runs')
     if vocab_hash(os.path.join(weights_dir, path.VOCAB_NAME)) != meta['vocab_sha256']:
-        raise ValueError(f'{weights_dir}: {path.VOCAB_NAME} is not the vocabulary the model was trained with')
+        raise config.InputError(f'{weights_dir}: {path.VOCAB_NAME} is not the vocabulary the model was trained with')
     return meta
 
 
@@ -178,4 +178,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    config.run_main(main)

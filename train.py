@@ -119,7 +119,7 @@ def main(argv=None):
     if args.resume and os.path.exists(resume_state):
         state = path.read_json(resume_state)
         if state['run'] != run:
-            sys.exit(f'error: {resume_state} belongs to a run with other data or settings; '
+            raise config.InputError(f'{resume_state} belongs to a run with other data or settings; '
                      'resume with the same command, or train without --resume')
         snapshot.restore(os.path.join(resume_dir, state['checkpoint'])).assert_existing_objects_matched()
         print(f'resumed after epoch {state["epoch"]}: best acc {state["best"]:.4f}, '
@@ -164,4 +164,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    config.run_main(main)

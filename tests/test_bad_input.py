@@ -5,6 +5,8 @@ import itertools
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,19 @@ import evaluate
 import model as model_lib
 import path
 import predict
+from conftest import ROOT
+
+
+@pytest.mark.parametrize('script, flags, message', [
+    ('train.py', ['--train', 'no/such/file.txt'], 'no/such/file.txt: no such file'),
+    ('evaluate.py', ['--weights', 'no/such/folder'], 'no trained model here'),
+    ('predict.py', ['--weights', 'no/such/folder', '文本'], 'no trained model here'),
+])
+def test_scripts_report_bad_input_in_one_line(script, flags, message):
+    result = subprocess.run([sys.executable, script, *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith('error: ')
+    assert message in result.stderr and 'Traceback' not in result.stderr
 
 
 def test_a_vocabulary_that_does_not_fit_the_config_is_refused(tiny_pretrained, tmp_path):

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+import config
 import evaluate
 import path
 import predict
@@ -132,7 +133,7 @@ def test_a_mismatched_vocabulary_is_refused(trained, tmp_path):
 
 
 def test_missing_weights_folder_says_to_train_first(tmp_path):
-    with pytest.raises(FileNotFoundError, match='run train.py first'):
+    with pytest.raises(config.InputError, match='run train.py first'):
         predict.Classifier(str(tmp_path))
 
 
