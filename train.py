@@ -13,7 +13,6 @@ weights come back. Training stops after `patience` epochs without improvement.
 import argparse
 import os
 import shutil
-import sys
 
 import config
 import path
@@ -120,7 +119,7 @@ def main(argv=None):
         state = path.read_json(resume_state)
         if state['run'] != run:
             raise config.InputError(f'{resume_state} belongs to a run with other data or settings; '
-                     'resume with the same command, or train without --resume')
+                                    'resume with the same command, or train without --resume')
         snapshot.restore(os.path.join(resume_dir, state['checkpoint'])).assert_existing_objects_matched()
         print(f'resumed after epoch {state["epoch"]}: best acc {state["best"]:.4f}, '
               f'{state["wait"]} epochs without improvement')
