@@ -75,6 +75,15 @@ def add_flags(parser, *names):
                                 help=HELP[name] + ' (default: %(default)s)')
 
 
+def add_trained_model_flags(parser, weights_dir):
+    """--weights, and the decision-rule overrides of a trained model (evaluate and predict)."""
+    parser.add_argument('--weights', default=weights_dir, help='trained model folder (default: %(default)s)')
+    parser.add_argument('--threshold', type=float, default=None,
+                        help=HELP['threshold'] + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')
+    parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
+                        help=HELP['top1_fallback'] + ' (default: as saved with the model)')
+
+
 def from_args(args):
     """A Config with every field the parsed arguments carry, the rest at their defaults."""
     values = {field.name: getattr(args, field.name) for field in fields(Config) if hasattr(args, field.name)}

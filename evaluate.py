@@ -20,11 +20,7 @@ def parse_args(argv=None):
     parser.add_argument('--data', help='folder holding multi-classification-test.txt (e.g. ../shared/data)')
     parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
                                        'if present, else the bundled data/sample-test.txt)')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--threshold', type=float, default=None,
-                        help='score a label must pass (default: the value saved with the model)')
-    parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
-                        help=config.HELP['top1_fallback'] + ' (default: as saved with the model)')
+    config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size')
     args = parser.parse_args(argv)
     if args.data and not args.test:

@@ -76,8 +76,8 @@ class Classifier:
             self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
         except ValueError as error:  # Keras' shape errors, said in the user's terms
             raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
-                             f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
-                             f'different runs ({error})') from None
+                                    f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
+                                    f'different runs ({error})') from None
 
     def scores(self, texts, batch_size=64, progress=False):
         import loader
@@ -140,14 +140,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Predict labels of texts with a trained model.')
     parser.add_argument('texts', nargs='*', help='texts to classify')
     parser.add_argument('--file', help="file with one text per line ('-' for standard input)")
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
-    parser.add_argument('--threshold', type=float, default=None,
-                        help='score a label must pass (default: the value saved with the model, '
-                             f'normally {config.DEFAULTS.threshold})')
-    parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
-                        help=config.HELP['top1_fallback'] + ' (default: as saved with the model)')
-    parser.add_argument('--batch-size', type=int, default=config.DEFAULTS.batch_size, help=config.HELP['batch_size'])
+    config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
+    config.add_flags(parser, 'batch_size')
     args = parser.parse_args(argv)
     if not args.texts and not args.file:
         parser.error('give texts as arguments or --file FILE (- for standard input)')
@@ -167,7 +162,7 @@ def main(argv=None):
         _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
         for text, labels, row in zip(texts, label_lists, scores):
             if not text.strip():
-                print(f'note: empty text; its labels are only the model\'s prior guess', file=sys.stderr)
+                print("note: empty text; its labels are only the model's prior guess", file=sys.stderr)
             if args.json:
                 print(json.dumps({'text': text, 'labels': labels,
                                   'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}},

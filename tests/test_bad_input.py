@@ -1,6 +1,4 @@
 """Clear errors for bad files; predict survives anything a user types; no pickle is ever loaded."""
-import contextlib
-import io
 import itertools
 import os
 import pickle
