@@ -36,6 +36,9 @@ class Config:
     patience: int = 5              # epochs without a better validation exact match before stopping
     valid_ratio: float = 0.1       # share of the training file held out for early stopping
     dropout: float = 0.1           # dropout before the head
+    head: str = 'cls'              # cls: [CLS] -> Dense; cnn: the seed's [CLS] + Conv1D 3/4/5 head
+    loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2)
+    tune_thresholds: bool = True   # after training, fit one threshold per label on the validation split
     seed: int = 42
 
 
@@ -53,10 +56,15 @@ HELP = {
     'patience': 'early stopping: epochs without improvement of validation exact match',
     'valid_ratio': 'fraction of the training file held out as validation split',
     'dropout': 'dropout rate before the classification head',
+    'head': "classification head: cls ([CLS] vector -> Dense) or cnn (the seed's head: [CLS] + Conv1D "
+            'kernels 3/4/5 with masked max pooling -> Dense 256 -> Dense)',
+    'loss': 'training loss: bce (binary cross-entropy) or focal (binary focal loss, alpha 0.25, gamma 2)',
+    'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
+                       'beside the weights (evaluate/predict use them unless --threshold is given)',
     'seed': 'random seed (validation split, shuffling, initialisation)',
 }
 
-CHOICES = {'model_size': ('small', 'base')}
+CHOICES = {'model_size': ('small', 'base'), 'head': ('cls', 'cnn'), 'loss': ('bce', 'focal')}
 
 DEFAULTS = Config()
 

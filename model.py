@@ -122,17 +122,47 @@ def _add_on_every_replica(variable, delta):
     tf.distribute.get_replica_context().merge_call(update, args=(variable, delta))
 
 
-def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0):
-    """RoFormer-v2 -> [CLS] vector -> dropout -> Dense(num_labels, sigmoid)."""
+def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0, head='cls'):
+    """RoFormer-v2 -> head -> Dense(num_labels, sigmoid).
+
+    head 'cls': the [CLS] vector -> dropout. head 'cnn': the seed project's head, the [CLS]
+    vector beside three Conv1D branches over the token vectors -> dropout 0.2 -> Dense 256.
+    """
     encoder = build_encoder(config_path, checkpoint)
-    cls_vector = keras.layers.Lambda(lambda x: x[:, 0], name=HEAD_PREFIX + 'CLS')(encoder.model.output)
-    cls_vector = keras.layers.Dropout(dropout, name=HEAD_PREFIX + 'Dropout')(cls_vector)
-    # The head stays float32 under mixed precision: sigmoid + BCE need the range.
+    sequence = encoder.model.output
+    cls_vector = keras.layers.Lambda(lambda x: x[:, 0], name=HEAD_PREFIX + 'CLS')(sequence)
+    if head == 'cnn':
+        features = _seed_cnn_features(sequence, cls_vector, token_ids=encoder.model.inputs[0])
+    else:
+        features = keras.layers.Dropout(dropout, name=HEAD_PREFIX + 'Dropout')(cls_vector)
+    # The output layer stays float32 under mixed precision: sigmoid + the loss need the range.
     probabilities = keras.layers.Dense(num_labels, activation='sigmoid', dtype='float32',
-                                       name=HEAD_PREFIX + 'Dense')(cls_vector)
+                                       name=HEAD_PREFIX + 'Dense')(features)
     model = AdversarialModel(encoder.model.inputs, probabilities, name='roformer_v2_multilabel')
     model.fgm_epsilon = fgm_epsilon
     return model
+
+
+def _seed_cnn_features(sequence, cls_vector, token_ids):
+    """[CLS] + max-pooled Conv1D(256, kernel 3/4/5) features -> dropout 0.2 -> Dense 256 ReLU.
+
+    Padding never counts: its vectors are zeroed before the convolutions (as the zero
+    padding of a shorter batch would be) and its positions never win the max.
+    """
+    is_padding = keras.layers.Lambda(lambda ids: tf.equal(ids, 0)[:, :, None], name=HEAD_PREFIX + 'PaddingMask')(token_ids)
+    sequence = keras.layers.Lambda(lambda args: tf.where(args[1], tf.zeros_like(args[0]), args[0]),
+                                   name=HEAD_PREFIX + 'ZeroPadding')([sequence, is_padding])
+    pooled = [cls_vector]
+    for kernel in (3, 4, 5):
+        convolved = keras.layers.Conv1D(256, kernel, padding='same', activation='relu',
+                                        name=f'{HEAD_PREFIX}Conv{kernel}')(sequence)
+        # ReLU outputs are >= 0, so -1 at padding positions never wins the max.
+        pooled.append(keras.layers.Lambda(
+            lambda args: tf.reduce_max(tf.where(args[1], -tf.ones_like(args[0]), args[0]), axis=1),
+            name=f'{HEAD_PREFIX}MaxPool{kernel}')([convolved, is_padding]))
+    features = keras.layers.Concatenate(name=HEAD_PREFIX + 'Concatenate')(pooled)
+    features = keras.layers.Dropout(0.2, name=HEAD_PREFIX + 'Dropout')(features)
+    return keras.layers.Dense(256, activation='relu', name=HEAD_PREFIX + 'Hidden')(features)
 
 
 def build_optimizer(cfg):
@@ -144,7 +174,14 @@ def build_optimizer(cfg):
     )
 
 
+def build_loss(name):
+    """Binary cross-entropy, or the seed's binary focal loss (alpha 0.25 on positives, gamma 2)."""
+    if name == 'focal':
+        return keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=2.0)
+    return keras.losses.BinaryCrossentropy()
+
+
 def compile_for_training(model, cfg):
-    # Sigmoid + binary cross-entropy: each label is its own yes/no question.
-    model.compile(loss='binary_crossentropy', optimizer=build_optimizer(cfg))
+    # Sigmoid + a binary loss: each label is its own yes/no question.
+    model.compile(loss=build_loss(cfg.loss), optimizer=build_optimizer(cfg))
     return model

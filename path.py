@@ -31,6 +31,7 @@ CHECKPOINT_NAME = 'bert_model.ckpt'
 WEIGHTS_NAME = 'best_weights.h5'  # Keras' HDF5 format: weights by layer name, no configs
 LABELS_NAME = 'labels.json'
 META_NAME = 'model.json'
+THRESHOLDS_NAME = 'thresholds.json'  # {label: threshold} tuned on the validation split (optional)
 RESUME_DIR = 'resume'             # the last completed epoch's full training state
 RESUME_STATE_NAME = 'state.json'  # epoch, best score, early-stopping counter, checkpoint name
 

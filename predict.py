@@ -27,13 +27,32 @@ STREAM_CHUNK = 1024  # lines read, predicted and written at a time: memory stays
 
 
 def decide(scores, threshold, top1_fallback=True):
-    """Scores [n, labels] -> multi-hot int array: every label whose score passes `threshold`;
-    with `top1_fallback`, the best label for a row where none passes."""
+    """Scores [n, labels] -> multi-hot int array: every label whose score passes `threshold`
+    (one number, or one per label); with `top1_fallback`, the best label for a row where none
+    passes."""
     one_hot = (scores > threshold).astype('int32')
     if top1_fallback and len(scores):
         empty = one_hot.sum(axis=1) == 0
         one_hot[empty, scores[empty].argmax(axis=1)] = 1
     return one_hot
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+def tune_thresholds(scores, targets, default, min_positives=3):
+    """One threshold per label: the grid value with the best F1 of that label on (scores,
+    targets). Labels with fewer than `min_positives` positives keep `default`, as their F1
+    would follow a handful of samples; ties go to the value nearest `default`."""
+    thresholds = np.full(scores.shape[1], default, dtype='float64')
+    predicted = scores[:, :, None] > THRESHOLD_GRID  # [samples, labels, grid]
+    truth = targets.astype(bool)[:, :, None]
+    true_positives = (predicted & truth).sum(axis=0)
+    f1 = 2 * true_positives / (predicted.sum(axis=0) + truth.sum(axis=0) + 1e-12)  # [labels, grid]
+    nearest_default_first = np.argsort(np.abs(THRESHOLD_GRID - default), kind='stable')
+    for label in np.flatnonzero(targets.sum(axis=0) >= min_positives):
+        thresholds[label] = THRESHOLD_GRID[nearest_default_first[f1[label, nearest_default_first].argmax()]]
+    return thresholds
 
 
 def predict_scores(model, token_ids, batch_size=64, progress=False):
@@ -67,11 +86,20 @@ class Classifier:
         self.meta = load_meta(weights_dir)
         self.labels = self.meta['labels']
         self.maxlen = self.meta['maxlen']
+        # An explicit --threshold wins; else the per-label thresholds tuned at training, if any.
+        thresholds_path = os.path.join(weights_dir, path.THRESHOLDS_NAME)
+        if threshold is None and os.path.exists(thresholds_path):
+            tuned = path.read_json(thresholds_path)
+            if sorted(tuned) != sorted(self.labels):
+                raise config.InputError(f'{thresholds_path}: its labels differ from {path.LABELS_NAME}; '
+                                        'the files come from different runs')
+            threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
         self.model = model_lib.build_classifier(
-            os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'])
+            os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'],
+            head=self.meta.get('head', 'cls'))
         try:
             self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
         except ValueError as error:  # Keras' shape errors, said in the user's terms

@@ -13,6 +13,7 @@ weights come back. Training stops after `patience` epochs without improvement.
 import argparse
 import os
 import shutil
+import time
 
 import config
 import path
@@ -30,9 +31,12 @@ def parse_args(argv=None):
     parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
     parser.add_argument('--resume', action='store_true',
                         help='continue an interrupted run from its last completed epoch (same command otherwise)')
+    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+                        help='stop training after this many minutes: the epoch under way ends early, is '
+                             'validated, and the best weights are kept (default: no limit)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
-                     'valid_ratio', 'dropout', 'seed')
+                     'valid_ratio', 'dropout', 'head', 'loss', 'tune_thresholds', 'seed')
     args = parser.parse_args(argv)
     if args.data and not args.train:
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
@@ -54,6 +58,9 @@ def save_model_files(weights_dir, cfg, labels, pretrained_dir):
     """Everything evaluate/predict need besides the weights: labels, metadata, config, vocab."""
     import predict
     os.makedirs(weights_dir, exist_ok=True)
+    thresholds_path = os.path.join(weights_dir, path.THRESHOLDS_NAME)
+    if os.path.exists(thresholds_path):
+        os.remove(thresholds_path)  # tuned for an earlier model; this run tunes its own at the end
     for name in (path.CONFIG_NAME, path.VOCAB_NAME):
         path.atomic_write(os.path.join(weights_dir, name),
                           lambda temporary, name=name: shutil.copyfile(os.path.join(pretrained_dir, name), temporary))
@@ -64,6 +71,7 @@ def save_model_files(weights_dir, cfg, labels, pretrained_dir):
         'threshold': cfg.threshold,
         'top1_fallback': cfg.top1_fallback,
         'dropout': cfg.dropout,
+        'head': cfg.head,
         'pretrained': os.path.basename(os.path.normpath(pretrained_dir)),
         'vocab_sha256': predict.vocab_hash(os.path.join(pretrained_dir, path.VOCAB_NAME)),
     })
@@ -103,7 +111,8 @@ def main(argv=None):
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
 
     with distribution_strategy().scope():
-        classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon)
+        classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
+                                                cfg.head)
         model_lib.compile_for_training(classifier, cfg)
 
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
@@ -151,15 +160,38 @@ def main(argv=None):
                 print(f'early stopping: {cfg.patience} epochs without improvement')
                 self.model.stop_training = True
 
+    class TimeBudget(keras.callbacks.Callback):
+        """Ends training once `minutes` have passed; Keras still closes the epoch (so it is validated)."""
+
+        def __init__(self, minutes):
+            super().__init__()
+            self.deadline = time.monotonic() + 60 * minutes
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.monotonic() > self.deadline and not self.model.stop_training:
+                print(f'\ntime budget of {args.time_budget:g} minutes reached: closing this epoch')
+                self.model.stop_training = True
+
     if state['wait'] >= cfg.patience or state['epoch'] >= cfg.epochs:
         print('this run had already finished')
     else:
+        callbacks = [Evaluator()] + ([TimeBudget(args.time_budget)] if args.time_budget else [])
         train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                          first_epoch=state['epoch'], epochs=cfg.epochs)
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=state['epoch'],
                        steps_per_epoch=loader.batches_per_epoch(len(train_ids), cfg.batch_size),
-                       callbacks=[Evaluator()], verbose=1)
-    print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')
+                       callbacks=callbacks, verbose=1)
+    best_weights = os.path.join(args.weights, path.WEIGHTS_NAME)
+    print(f'best weights: {best_weights} (acc {state["best"]:.4f})')
+
+    thresholds_path = os.path.join(args.weights, path.THRESHOLDS_NAME)
+    if cfg.tune_thresholds and os.path.exists(best_weights):
+        classifier.load_weights(best_weights)
+        scores = predict.predict_scores(classifier, valid_ids, cfg.batch_size)
+        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold)
+        tuned = accuracy_score(valid_targets, predict.decide(scores, thresholds, cfg.top1_fallback))
+        path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
+        print(f'per-label thresholds: {thresholds_path} (validation acc {tuned:.4f} with them)')
 
 
 if __name__ == '__main__':

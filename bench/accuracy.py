@@ -1,0 +1,152 @@
+"""Accuracy on the real corpus: our RoFormer-v2 (random init, bounded CPU time) against the
+peer a practitioner would otherwise use, TF-IDF over character 1-3-grams + one-vs-rest
+LinearSVC, trained on the same split and scored on the same test file.
+
+    python bench/accuracy.py                                   # 60-minute budget, small architecture
+    python bench/accuracy.py --name cnn-focal --budget 15 -- --head cnn --loss focal
+    python bench/accuracy.py --budget 0.5 --max-samples 400 --max-test 200 --out /tmp/a.json  # smoke run
+
+Everything after `--` goes to train.py unchanged. Each run adds (or replaces) its system
+under --name in the JSON file, so ablations accumulate in one place; the peer is re-run
+every time (seconds). Besides the decision rule saved with the model, our model's test
+scores are also decided three other ways (one threshold without/with the top-1 fallback,
+the tuned per-label thresholds), which costs no training.
+"""
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import config  # noqa: E402
+import path  # noqa: E402
+
+RESULTS = os.path.join(ROOT, 'bench', 'results', 'accuracy.json')
+SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', default=SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
+                                                            '(default: %(default)s)')
+    parser.add_argument('--pretrained', default=path.pretrained_dir('small'),
+                        help='architecture and vocab (and weights, if a checkpoint is there) (default: %(default)s)')
+    parser.add_argument('--budget', type=float, default=60, help='training time budget in minutes (default: %(default)s)')
+    parser.add_argument('--name', default='roformer_v2', help='system name in the results (default: %(default)s)')
+    parser.add_argument('--max-samples', type=int, help='use only the first N training lines (smoke runs)')
+    parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
+    parser.add_argument('--skip-ours', action='store_true', help='only run the peer')
+    parser.add_argument('--weights', help='where our model is saved (default: bench/weights/NAME)')
+    parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
+    parser.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- then flags for train.py')
+    args = parser.parse_args(argv)
+    args.train_flags = [flag for flag in args.train_flags if flag != '--']
+    args.weights = args.weights or os.path.join(ROOT, 'bench', 'weights', args.name)
+    return args
+
+
+def scores_of(targets, predictions, train_seconds):
+    from sklearn.metrics import accuracy_score, f1_score
+    return {'exact_match': round(float(accuracy_score(targets, predictions)), 4),
+            **{f'{average}_f1': round(float(f1_score(targets, predictions, average=average, zero_division=0)), 4)
+               for average in ('micro', 'macro', 'samples')},
+            'train_seconds': round(train_seconds, 1)}
+
+
+def run_peer(train_samples, test_samples, labels):
+    """TF-IDF character 1-3-grams + one-vs-rest LinearSVC, at least one label per text."""
+    import loader
+    import predict
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+    peer = make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
+                         OneVsRestClassifier(LinearSVC()))
+    start = time.perf_counter()
+    peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
+    seconds = time.perf_counter() - start
+    margins = peer.decision_function([s.text for s in test_samples])
+    predictions = predict.decide(margins, 0.0, top1_fallback=True)  # the SVM's margin threshold is 0
+    return scores_of(loader.multi_hot(test_samples, labels), predictions, seconds)
+
+
+def run_ours(args, test_samples):
+    """Train with train.py under the time budget, then score the test file with the saved model."""
+    import loader
+    import model as model_lib
+    import predict
+    import train
+    shutil.rmtree(args.weights, ignore_errors=True)
+    flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights,
+             '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
+    start = time.perf_counter()
+    train.main(flags + args.train_flags)
+    seconds = time.perf_counter() - start
+    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+
+    classifier = predict.Classifier(args.weights)
+    targets = loader.multi_hot(test_samples, classifier.labels)
+    scores = classifier.scores([s.text for s in test_samples], progress=True)
+    single = classifier.meta['threshold']
+    rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
+             'per-label thresholds + top-1 fallback': (classifier.threshold, True)}
+    result = scores_of(targets, predict.decide(scores, classifier.threshold, classifier.top1_fallback), seconds)
+    result['decision_rules'] = {rule: scores_of(targets, predict.decide(scores, threshold, fallback), seconds)
+                                for rule, (threshold, fallback) in rules.items()}
+    result.update(epochs_completed=state['epoch'], best_validation_exact_match=round(state['best'], 4),
+                  settings=state['run']['config'], train_flags=args.train_flags,
+                  pretrained=os.path.relpath(args.pretrained, ROOT),
+                  init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random')
+    return result
+
+
+def machine():
+    model_name = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
+                       if line.startswith('model name')), platform.processor()) if os.path.exists('/proc/cpuinfo') \
+        else platform.processor()
+    return f'{os.cpu_count()} cores, {model_name}'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import loader
+    args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    for needed in (args.train, test_file):
+        if not os.path.exists(needed):
+            raise config.InputError(f'{needed}: missing; pass --data with the real corpus folder')
+    cfg = config.Config()  # the split below is the one train.py makes with its default seed and ratio
+    samples = loader.read_samples(args.train)[:args.max_samples]
+    train_samples, _ = loader.split_validation(samples, cfg.valid_ratio, cfg.seed)
+    test_samples = loader.read_samples(test_file)[:args.max_test]
+    labels = loader.label_list(samples)
+    load_before = os.getloadavg()[0]
+
+    results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
+    command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
+    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': machine(),
+              'train_samples': len(train_samples), 'test_samples': len(test_samples)}
+    results['systems']['tfidf_linearsvc'] = {**run_peer(train_samples, test_samples, labels), **common}
+    if not args.skip_ours:
+        results['systems'][args.name] = {**run_ours(args, test_samples), **common,
+                                         'load_average_before_and_after': [round(load_before, 2),
+                                                                           round(os.getloadavg()[0], 2)]}
+    path.write_json(args.out, results)
+
+    print(f'\n{"system":<46}{"exact":>7}{"micro":>7}{"macro":>7}{"samples":>8}{"train s":>9}')
+    for name, row in results['systems'].items():
+        rows = [(name, row)] + [(f'  {name}: {rule}', r) for rule, r in row.get('decision_rules', {}).items()]
+        for label, r in rows:
+            print(f'{label:<46}{r["exact_match"]:>7.4f}{r["micro_f1"]:>7.4f}{r["macro_f1"]:>7.4f}'
+                  f'{r["samples_f1"]:>8.4f}{r["train_seconds"]:>9.1f}')
+    print(f'written: {args.out}')
+    return results
+
+
+if __name__ == '__main__':
+    config.run_main(main)
