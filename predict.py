@@ -40,18 +40,31 @@ def decide(scores, threshold, top1_fallback=True):
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
-def tune_thresholds(scores, targets, default, min_positives=3):
-    """One threshold per label: the grid value with the best F1 of that label on (scores,
-    targets). Labels with fewer than `min_positives` positives keep `default`, as their F1
-    would follow a handful of samples; ties go to the value nearest `default`."""
+def tune_thresholds(scores, targets, default, top1_fallback=True, min_positives=3, passes=2):
+    """One threshold per label, fitted to exact-match accuracy on (scores, targets).
+
+    Coordinate ascent: label by label, the grid value that most raises exact match given the
+    others; a value moves only on a strict gain, so the result is never worse than `default`
+    on these samples. Labels with fewer than `min_positives` positives keep `default`: a
+    handful of samples would only be memorised. (Per-label F1 was tried first: on a model
+    that has not learned a label yet it lowers the threshold until that label floods every
+    prediction.)
+    """
     thresholds = np.full(scores.shape[1], default, dtype='float64')
-    predicted = scores[:, :, None] > THRESHOLD_GRID  # [samples, labels, grid]
-    truth = targets.astype(bool)[:, :, None]
-    true_positives = (predicted & truth).sum(axis=0)
-    f1 = 2 * true_positives / (predicted.sum(axis=0) + truth.sum(axis=0) + 1e-12)  # [labels, grid]
-    nearest_default_first = np.argsort(np.abs(THRESHOLD_GRID - default), kind='stable')
-    for label in np.flatnonzero(targets.sum(axis=0) >= min_positives):
-        thresholds[label] = THRESHOLD_GRID[nearest_default_first[f1[label, nearest_default_first].argmax()]]
+    tunable = np.flatnonzero(targets.sum(axis=0) >= min_positives)
+
+    def exact_match(candidate):
+        return (decide(scores, candidate, top1_fallback) == targets).all(axis=1).mean()
+
+    best = exact_match(thresholds)
+    for _ in range(passes):
+        for label in tunable:
+            for value in THRESHOLD_GRID:
+                candidate = thresholds.copy()
+                candidate[label] = value
+                accuracy = exact_match(candidate)
+                if accuracy > best:
+                    thresholds, best = candidate, accuracy
     return thresholds
 
 

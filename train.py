@@ -188,7 +188,7 @@ def main(argv=None):
     if cfg.tune_thresholds and os.path.exists(best_weights):
         classifier.load_weights(best_weights)
         scores = predict.predict_scores(classifier, valid_ids, cfg.batch_size)
-        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold)
+        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
         tuned = accuracy_score(valid_targets, predict.decide(scores, thresholds, cfg.top1_fallback))
         path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
         print(f'per-label thresholds: {thresholds_path} (validation acc {tuned:.4f} with them)')

@@ -14,7 +14,6 @@ the tuned per-label thresholds), which costs no training.
 """
 import argparse
 import os
-import platform
 import shutil
 import sys
 import time
@@ -105,15 +104,9 @@ def run_ours(args, test_samples):
     return result
 
 
-def machine():
-    model_name = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                       if line.startswith('model name')), platform.processor()) if os.path.exists('/proc/cpuinfo') \
-        else platform.processor()
-    return f'{os.cpu_count()} cores, {model_name}'
-
-
 def main(argv=None):
     args = parse_args(argv)
+    import bench_machine
     import loader
     args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
@@ -129,7 +122,7 @@ def main(argv=None):
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
-    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': machine(),
+    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': bench_machine.describe(),
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
     results['systems']['tfidf_linearsvc'] = {**run_peer(train_samples, test_samples, labels), **common}
     if not args.skip_ours:

@@ -14,18 +14,27 @@ import predict
 from compat import keras
 
 
-def test_tuned_threshold_follows_each_labels_scores_and_rare_labels_keep_the_default():
+def test_tuned_thresholds_raise_exact_match_and_never_lower_it():
     rng = np.random.default_rng(0)
     targets = np.zeros((200, 3), dtype='int32')
     targets[:100, 0] = 1
+    targets[100:, 1] = 1
     targets[:2, 2] = 1  # too rare to tune
     scores = rng.uniform(0.0, 0.2, size=(200, 3))
     scores[:100, 0] = rng.uniform(0.3, 0.4, size=100)  # label 0 separates at 0.2-0.3, not at 0.5
-    scores[:, 1] = rng.uniform(0.0, 1.0, size=200)     # label 1 has no positives
-    thresholds = predict.tune_thresholds(scores, targets, default=0.5)
-    assert 0.2 <= thresholds[0] <= 0.3  # ties go to the value nearest the default
+    scores[100:, 1] = rng.uniform(0.6, 0.9, size=100)  # label 1 is already right at 0.5
+    thresholds = predict.tune_thresholds(scores, targets, default=0.5, top1_fallback=False)
+    assert 0.2 <= thresholds[0] < 0.3
     assert thresholds[1] == 0.5 and thresholds[2] == 0.5
-    assert (predict.decide(scores, thresholds, top1_fallback=False)[:, 0] == targets[:, 0]).all()
+    assert (predict.decide(scores, thresholds, top1_fallback=False)[:, :2] == targets[:, :2]).all()
+
+    # An uninformative label: lowering its threshold would flood the predictions, so it stays.
+    noise = rng.uniform(0.0, 0.3, size=(200, 1))
+    noisy_targets = np.hstack([targets[:, :2], rng.integers(0, 2, size=(200, 1))])
+    tuned = predict.tune_thresholds(np.hstack([scores[:, :2], noise]), noisy_targets, 0.5)
+    before = (predict.decide(np.hstack([scores[:, :2], noise]), 0.5) == noisy_targets).all(axis=1).mean()
+    after = (predict.decide(np.hstack([scores[:, :2], noise]), tuned) == noisy_targets).all(axis=1).mean()
+    assert after >= before
 
 
 def test_decide_takes_one_threshold_per_label():
