@@ -1,0 +1,52 @@
+"""The benchmark scripts keep working: each runs on a tiny slice and writes well-formed results."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import path
+from conftest import ROOT
+
+
+def run_bench(script, *flags):
+    result = subprocess.run([sys.executable, os.path.join('bench', script), *flags], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pretrained, tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()  # the bundled sample under the real corpus' file names
+    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
+    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    out = tmp_path / 'accuracy.json'
+    stdout = run_bench('accuracy.py', '--data', str(data), '--pretrained', tiny_pretrained, '--budget', '0.02',
+                       '--name', 'tiny', '--weights', str(tmp_path / 'weights'), '--out', str(out),
+                       '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
+    systems = json.loads(out.read_text())['systems']
+    assert set(systems) == {'tfidf_linearsvc', 'tiny'}
+    for name, row in systems.items():
+        assert row['test_samples'] == 90 and row['command'].startswith('python bench/accuracy.py')
+        for metric in ('exact_match', 'micro_f1', 'macro_f1', 'samples_f1'):
+            assert 0.0 <= row[metric] <= 1.0, (name, metric)
+        assert row['train_seconds'] > 0
+        assert name in stdout
+    assert systems['tfidf_linearsvc']['exact_match'] > 0.3  # the peer learns the sample in a blink
+    assert systems['tiny']['init'] == 'checkpoint' and systems['tiny']['epochs_completed'] == 1
+    assert len(systems['tiny']['decision_rules']) == 3
+
+
+def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretrained, tmp_path):
+    out = tmp_path / 'speed.json'
+    run_bench('speed.py', '--test', path.SAMPLE_TEST, '--pretrained', tiny_pretrained, '--texts', '40',
+              '--single', '4', '--steps', '1', '--train-len', '16', '--matmul-size', '256', '--out', str(out))
+    result = json.loads(out.read_text())
+    assert result['texts'] == 40
+    assert all(rate > 0 for rate in result['sentences_per_second'].values())
+    assert 0 < result['roofline_fraction'] <= 1
+    steps = result['training_steps_batch_32']
+    assert {(row['fgm'], row['execution']) for row in steps} == {
+        (fgm, execution) for fgm in (False, True) for execution in ('eager', 'graph', 'xla')}
+    assert all(row.get('seconds_per_step', 1) > 0 for row in steps)
