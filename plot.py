@@ -58,7 +58,9 @@ def cjk_font(text):
 
     def covering(entries):
         # matplotlib's default font when it is enough, then regular faces (bold or italic look odd on axes).
-        for entry in sorted(entries, key=lambda e: (os.path.realpath(e.fname) != default, e.style != 'normal', e.weight != 400, e.name)):
+        order = sorted(entries, key=lambda e: (os.path.realpath(e.fname) != default, e.style != 'normal',
+                                               e.weight != 400, e.name))
+        for entry in order:
             if has_glyphs(entry.fname, characters, getattr(entry, 'index', 0)):
                 return entry
         return None
@@ -233,7 +235,7 @@ def main(argv=None):
     if args.diagram:
         written.append(plot_diagram(args.weights, os.path.join(args.out, 'model.png')))
     if not written:
-        raise config.InputError(f'nothing to draw: run train.py and evaluate.py first, or pass --weights/--report-dir')
+        raise config.InputError('nothing to draw: run train.py and evaluate.py first, or pass --weights/--report-dir')
     return written
 
 

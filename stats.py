@@ -98,8 +98,8 @@ def format_stats(stats, name):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
     parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
-    parser.add_argument('--vocab', default=os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME),
-                        help='vocabulary for the token lengths (default: %(default)s)')
+    vocab = os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME)
+    parser.add_argument('--vocab', default=vocab, help='vocabulary for the token lengths (default: %(default)s)')
     parser.add_argument('--json', action='store_true', help='print the report as one JSON object')
     config.add_flags(parser, 'maxlen')
     return parser.parse_args(argv)
