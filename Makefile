@@ -13,7 +13,8 @@ setup: system-packages $(VENV)/.installed
 # the figures. Installed with apt-get when missing and running as root (CI), otherwise a hint.
 SYSTEM_PACKAGES := graphviz fonts-wqy-microhei
 system-packages:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $$missing"; \
