@@ -5,9 +5,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test clean
+.PHONY: setup system-packages demo test clean
 
-setup: $(VENV)/.installed
+setup: system-packages $(VENV)/.installed
+
+# Graphviz draws the model diagram (plot.py --diagram); a CJK font renders the Chinese labels in
+# the figures. Installed with apt-get when missing and running as root (CI), otherwise a hint.
+SYSTEM_PACKAGES := graphviz fonts-wqy-microhei
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "note: install $$missing (Debian/Ubuntu: sudo apt-get install $$missing) for the model diagram" \
+		     "and the Chinese labels in plot.py's figures"; \
+	fi
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +43,7 @@ $(DEMO_PRETRAINED)/bert_model.ckpt.index: | setup
 demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
 	$(PY) main.py train $(DEMO_FLAGS)
 	$(PY) main.py evaluate
+	$(PY) main.py plot
 	$(PY) main.py predict "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
 
 test: setup

@@ -5,7 +5,9 @@
 
 Prints exact-match accuracy (a sample is right only when its whole predicted label set
 equals its true set) and sklearn's per-label classification report with the micro,
-macro, weighted and samples averages.
+macro, weighted and samples averages. Writes the same report, with the micro
+precision/recall-vs-threshold curve and the most confused label pairs, to report.json and
+report.csv (see report.py) for `python plot.py` to draw.
 """
 import argparse
 import os
@@ -21,16 +23,20 @@ def parse_args(argv=None):
     parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
                                        'if present, else the bundled data/sample-test.txt)')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
+    parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME} and {path.REPORT_CSV_NAME} '
+                                             '(default: the --weights folder)')
     config.add_flags(parser, 'batch_size')
     args = parser.parse_args(argv)
+    args.report_dir = args.report_dir or args.weights
     if args.data and not args.test:
         args.test = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
     args.test = args.test or path.default_test_file()
     return args
 
 
-def evaluate(classifier, samples, batch_size):
-    """(exact-match accuracy, classification report text) of `classifier` on `samples`."""
+def evaluate(classifier, samples, batch_size, report_dir=None):
+    """(exact-match accuracy, classification report text) of `classifier` on `samples`;
+    with `report_dir`, also report.json and report.csv there."""
     import loader
     from sklearn.metrics import accuracy_score, classification_report
     known = set(classifier.labels)
@@ -39,10 +45,15 @@ def evaluate(classifier, samples, batch_size):
         print(f'warning: labels unknown to the model are left out of the scores: {", ".join(unknown)}',
               file=sys.stderr)
     targets = loader.multi_hot(samples, classifier.labels).astype('int32')
-    predictions, _, _ = classifier.predict_batch([s.text for s in samples], batch_size, progress=True)
+    predictions, _, scores = classifier.predict_batch([s.text for s in samples], batch_size, progress=True)
     accuracy = accuracy_score(targets, predictions)
     report = classification_report(targets, predictions, target_names=classifier.labels,
                                    digits=4, zero_division=0)
+    if report_dir:
+        import report as report_lib
+        written = report_lib.write(report_dir, report_lib.build(classifier.labels, targets, predictions, scores,
+                                                                classifier.threshold, classifier.top1_fallback))
+        print('report: ' + ', '.join(written))
     return accuracy, report
 
 
@@ -53,7 +64,7 @@ def main(argv=None):
     classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
     samples = loader.read_samples(args.test)
-    accuracy, report = evaluate(classifier, samples, args.batch_size)
+    accuracy, report = evaluate(classifier, samples, args.batch_size, args.report_dir)
     print(f'exact-match accuracy: {accuracy:.4f} ({len(samples)} samples)')
     print(report)
     return accuracy

@@ -132,3 +132,18 @@ def pad_batch(token_ids):
     for row, ids in enumerate(token_ids):
         padded[row, :len(ids)] = ids
     return [padded, np.zeros_like(padded)]
+
+
+def main(argv=None):
+    """`python loader.py --stats FILE [--maxlen N] [--json]`: the data report of stats.py."""
+    import argparse
+    import stats
+    parser = argparse.ArgumentParser(description='Data loading for the suite; --stats FILE prints a data report.',
+                                     epilog='Other flags go to stats.py (python stats.py --help).')
+    parser.add_argument('--stats', metavar='FILE', required=True, help='labelled file to report on')
+    args, rest = parser.parse_known_args(argv)
+    return stats.main([args.stats] + rest)
+
+
+if __name__ == '__main__':
+    config.run_main(main)

@@ -3,6 +3,8 @@
     python main.py train    [train.py flags]
     python main.py evaluate [evaluate.py flags]
     python main.py predict  [predict.py flags] "文本"
+    python main.py stats    FILE [stats.py flags]
+    python main.py plot     [plot.py flags]
 
 Each sub-command runs the same `main` as the script of that name.
 """
@@ -15,6 +17,8 @@ COMMANDS = {
     'train': 'fine-tune RoFormer-v2 (train.py)',
     'evaluate': 'exact match and per-label report (evaluate.py)',
     'predict': 'labels of texts (predict.py)',
+    'stats': 'data report of a labelled file (stats.py)',
+    'plot': 'training curves, evaluation figures, model diagram as PNG (plot.py)',
 }
 
 

@@ -34,6 +34,11 @@ META_NAME = 'model.json'
 THRESHOLDS_NAME = 'thresholds.json'  # {label: threshold} tuned on the validation split (optional)
 RESUME_DIR = 'resume'             # the last completed epoch's full training state
 RESUME_STATE_NAME = 'state.json'  # epoch, best score, early-stopping counter, checkpoint name
+HISTORY_NAME = 'history.csv'      # one row per completed epoch: loss, validation exact match, learning rates
+TENSORBOARD_DIR = 'tensorboard'   # train.py --tensorboard without a folder
+REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by plot.py
+REPORT_CSV_NAME = 'report.csv'    # evaluate.py: precision, recall, F1 and support per label
+PLOTS_DIR = 'plots'               # plot.py's pictures, unless --out says otherwise
 
 
 def default_train_file():

@@ -34,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument('--time-budget', type=float, metavar='MINUTES',
                         help='stop training after this many minutes: the epoch under way ends early, is '
                              'validated, and the best weights are kept (default: no limit)')
+    parser.add_argument('--tensorboard', nargs='?', const='', metavar='DIR',
+                        help=f'write TensorBoard logs to DIR (default DIR: WEIGHTS/{path.TENSORBOARD_DIR}); '
+                             'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'tune_thresholds', 'seed')
@@ -42,6 +45,8 @@ def parse_args(argv=None):
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     args.train = args.train or path.default_train_file()
     args.pretrained = args.pretrained or path.pretrained_dir(args.model_size)
+    if args.tensorboard == '':
+        args.tensorboard = os.path.join(args.weights, path.TENSORBOARD_DIR)
     return args
 
 
@@ -81,6 +86,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
 
+    import history as history_lib
     import loader
     import model as model_lib
     import predict
@@ -135,6 +141,7 @@ def main(argv=None):
     elif args.resume:
         print(f'nothing to resume in {resume_dir}: starting from the beginning')
     manager = tf.train.CheckpointManager(snapshot, resume_dir, max_to_keep=2)  # 2: the state may name the older
+    history = history_lib.History(os.path.join(args.weights, path.HISTORY_NAME), state['epoch'])
 
     class Evaluator(keras.callbacks.Callback):
         """Validation exact match with the EMA weights; saves the best of them; early stopping."""
@@ -154,6 +161,7 @@ def main(argv=None):
             optimizer.reset_old_weights()
             logs['val_exact_match'] = accuracy
             print(f'\nacc: {accuracy:.4f} best acc: {state["best"]:.4f}')
+            history.record(epoch + 1, logs, optimizer)  # before the state: a re-run epoch replaces its row
             state.update(epoch=epoch + 1, checkpoint=os.path.basename(manager.save()), run=run)
             path.write_json(resume_state, state)
             if state['wait'] >= cfg.patience:
@@ -175,9 +183,13 @@ def main(argv=None):
     if state['wait'] >= cfg.patience or state['epoch'] >= cfg.epochs:
         print('this run had already finished')
     else:
-        callbacks = [Evaluator()] + ([TimeBudget(args.time_budget)] if args.time_budget else [])
         train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                          first_epoch=state['epoch'], epochs=cfg.epochs)
+        callbacks = [Evaluator()]  # first: the others see its val_exact_match
+        if args.tensorboard:  # tf.summary event files; the tensorboard package is needed only to view them
+            callbacks.append(keras.callbacks.TensorBoard(args.tensorboard, write_graph=False, profile_batch=0))
+        if args.time_budget:
+            callbacks.append(TimeBudget(args.time_budget))
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=state['epoch'],
                        steps_per_epoch=loader.batches_per_epoch(len(train_ids), cfg.batch_size),
                        callbacks=callbacks, verbose=1)

@@ -24,7 +24,7 @@ def tiny_pretrained(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def trained(tiny_pretrained, tmp_path_factory):
-    """(weights folder, printed output) of a 3-epoch run of train.main on the bundled sample."""
+    """(weights folder, printed output) of a 3-epoch run of train.main on the bundled sample, with TensorBoard logs."""
     import contextlib
     import io
     import train
@@ -32,5 +32,6 @@ def trained(tiny_pretrained, tmp_path_factory):
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         train.main(['--pretrained', tiny_pretrained, '--weights', weights, '--epochs', '3',
-                    '--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2'])
+                    '--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2',
+                    '--tensorboard'])
     return weights, output.getvalue()

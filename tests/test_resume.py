@@ -8,6 +8,7 @@ import time
 import h5py
 import pytest
 
+import history
 import path
 from conftest import ROOT
 
@@ -54,6 +55,9 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
     assert result.stdout.count('best acc:') == EPOCHS - killed_at
     assert completed_epochs(weights) == EPOCHS
     assert_best_weights_intact(weights)
+    # The history keeps the killed run's rows and has each epoch once, however the kill fell.
+    rows = history.read_history(os.path.join(weights, path.HISTORY_NAME))
+    assert [row['epoch'] for row in rows] == list(range(1, EPOCHS + 1))
 
 
 def test_resume_refuses_a_run_with_other_settings(tiny_pretrained, tmp_path):

@@ -1,0 +1,119 @@
+"""Data report: what a labelled file holds, before training on it.
+
+    python stats.py data/sample-train.txt               # also: python loader.py --stats FILE
+    python main.py stats ../shared/data/multi-classification-train.txt --maxlen 128
+    python stats.py FILE --json                         # the same numbers as one JSON object
+
+Label frequencies, labels per line, text length percentiles in characters and in tokens
+([CLS] and [SEP] included, the unit of --maxlen), the lines longer than maxlen (training
+truncates them) and duplicates: lines repeating an earlier line, and texts that appear
+with different label sets (contradictory training signal).
+"""
+import argparse
+import collections
+import json
+import os
+
+import numpy as np
+
+import config
+import path
+
+PERCENTILES = (50, 90, 95, 99, 100)
+SHOWN_DUPLICATES = 5  # groups printed of each kind; --json has them all
+
+
+def data_stats(samples, tokenizer, maxlen, progress=True):
+    """The report of `samples` (line i+1 is samples[i]) as a dict of plain numbers and lists."""
+    from tqdm import tqdm
+    label_counts = collections.Counter(label for s in samples for label in s.labels)
+    per_line = collections.Counter(len(s.labels) for s in samples)
+    characters = np.array([len(s.text) for s in samples])
+    # Shown only when tokenizing takes more than a couple of seconds (large files).
+    texts = tqdm([s.text for s in samples], desc='tokenize', unit=' lines', leave=False, delay=2, disable=not progress)
+    tokens = np.array([len(tokenizer.encode(text)[0]) for text in texts])
+
+    by_text = collections.defaultdict(list)
+    for number, sample in enumerate(samples, 1):
+        by_text[sample.text].append(number)
+    repeated, conflicting = [], []
+    for text, numbers in by_text.items():
+        label_sets = collections.defaultdict(list)
+        for number in numbers:
+            label_sets[frozenset(samples[number - 1].labels)].append(number)
+        repeated += [{'lines': lines, 'labels': '|'.join(samples[lines[0] - 1].labels), 'text': text}
+                     for lines in label_sets.values() if len(lines) > 1]
+        if len(label_sets) > 1:
+            conflicting.append({'text': text, 'lines': {number: '|'.join(samples[number - 1].labels)
+                                                        for number in numbers}})
+    return {
+        'lines': len(samples),
+        'labels': len(label_counts),
+        'label_frequencies': dict(label_counts.most_common()),
+        'labels_per_line': {n: per_line[n] for n in sorted(per_line)},
+        'characters': percentiles(characters),
+        'tokens': percentiles(tokens),
+        'maxlen': maxlen,
+        'longer_than_maxlen': int((tokens > maxlen).sum()),
+        'repeated_lines': sum(len(group['lines']) - 1 for group in repeated),
+        'repeated': repeated,
+        'conflicting': conflicting,
+    }
+
+
+def percentiles(values):
+    return {f'p{p}' if p < 100 else 'max': int(np.ceil(np.percentile(values, p))) for p in PERCENTILES}
+
+
+def format_stats(stats, name):
+    """The report as the text `python stats.py` prints."""
+    lines = stats['lines']
+
+    def share(count):
+        return f'{count:>6} {100 * count / lines:5.1f}%'
+
+    def inline(count):
+        return f'{count} ({100 * count / lines:.1f}%)'
+
+    out = [f'{name}: {lines} lines, {stats["labels"]} labels', '', 'label frequencies (lines with the label):']
+    out += [f'  {share(count)}  {label}' for label, count in stats['label_frequencies'].items()]
+    out += ['', 'labels per line:']
+    out += [f'  {share(count)}  {n} label{"s" if n > 1 else ""}' for n, count in stats['labels_per_line'].items()]
+    out += ['', 'text length   ' + ''.join(f'{key:>7}' for key in stats['characters'])]
+    for unit in ('characters', 'tokens'):
+        out.append(f'  {unit:<12}' + ''.join(f'{value:>7}' for value in stats[unit].values()))
+    out += ['  (tokens count [CLS] and [SEP], like --maxlen)', '',
+            f'longer than maxlen {stats["maxlen"]} tokens (truncated in training): '
+            f'{inline(stats["longer_than_maxlen"])}',
+            f'repeated lines (same labels and text as an earlier line): {inline(stats["repeated_lines"])}']
+    for group in stats['repeated'][:SHOWN_DUPLICATES]:
+        out.append(f'  lines {", ".join(map(str, group["lines"]))}: {group["labels"]} {group["text"]}')
+    out.append(f'texts with different label sets on different lines: {len(stats["conflicting"])}')
+    for group in stats['conflicting'][:SHOWN_DUPLICATES]:
+        out.append(f'  {group["text"]}')
+        out += [f'    line {number}: {labels}' for number, labels in group['lines'].items()]
+    return '\n'.join(out)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
+    parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
+    vocab = os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME)
+    parser.add_argument('--vocab', default=vocab, help='vocabulary for the token lengths (default: %(default)s)')
+    parser.add_argument('--json', action='store_true', help='print the report as one JSON object')
+    config.add_flags(parser, 'maxlen')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import loader
+    if not os.path.isfile(args.vocab):
+        raise config.InputError(f'{args.vocab}: no such vocabulary file')
+    stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen)
+    print(json.dumps(stats, ensure_ascii=False, indent=1) if args.json else format_stats(stats, args.file))
+    return stats
+
+
+if __name__ == '__main__':
+    config.run_main(main)
