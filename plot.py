@@ -145,7 +145,7 @@ def plot_f1_by_label(report, png_path):
     micro = report['averages']['micro avg']['f1']
     axes.axvline(micro, color='tab:red', linestyle='--')
     axes.set(xlim=(0, 1.08), xlabel=f'F1 (dashed: micro F1 {micro:.4f})',
-             title=f'F1 by label, sorted by support ({report["samples"]} samples, threshold {report["threshold"]})')
+             title=f'F1 by label, sorted by support ({report["samples"]} samples, threshold: {report["threshold"]})')
     axes.grid(axis='x', alpha=0.3)
     return save(fig, png_path)
 
@@ -158,7 +158,8 @@ def plot_threshold(report, png_path):
     axes = fig.subplots()
     for key, style in (('precision', '-'), ('recall', '-'), ('f1', '-'), ('exact_match', '--')):
         axes.plot(thresholds, [point[key] for point in curve], style, label=key.replace('_', ' '))
-    axes.axvline(report['threshold'], color='grey', linestyle=':', label=f'threshold {report["threshold"]}')
+    if report['threshold'] != 'per-label':  # tuned per-label thresholds have no single point to mark
+        axes.axvline(report['threshold'], color='grey', linestyle=':', label=f'threshold {report["threshold"]}')
     rule = 'with top-1 fallback' if report['top1_fallback'] else 'no fallback'
     axes.set(xlabel='threshold', ylabel='score', xlim=(0, 1), ylim=(0, 1.02),
              title=f'micro precision / recall vs threshold ({rule})')

@@ -2,7 +2,7 @@
 the most confused label pairs. evaluate.py writes it as JSON and CSV; plot.py draws it.
 
     report.json  everything below, for plot.py and other programs
-    report.csv   label, precision, recall, f1, support: one row per label, then the averages
+    report.csv   label, precision, recall, f1, support, threshold: one row per label, then the averages
 
 Per-label and averaged scores are sklearn's `classification_report`, the same numbers
 evaluate.py prints.
@@ -28,12 +28,15 @@ def build(labels, targets, predictions, scores, threshold, top1_fallback):
         return {'precision': float(row['precision']), 'recall': float(row['recall']),
                 'f1': float(row['f1-score']), 'support': int(row['support'])}
 
+    per_label = np.broadcast_to(np.asarray(threshold, dtype='float64'), (len(labels),))
     return {
         'samples': int(len(targets)),
-        'threshold': float(threshold),
+        # One number, or 'per-label' when training tuned one per label (each row then has its own).
+        'threshold': float(threshold) if np.ndim(threshold) == 0 else 'per-label',
         'top1_fallback': bool(top1_fallback),
         'exact_match': float(accuracy_score(targets, predictions)),
-        'labels': [{'label': label, **numbers(table[label])} for label in labels],
+        'labels': [{'label': label, **numbers(table[label]), 'threshold': float(t)}
+                   for label, t in zip(labels, per_label)],
         'averages': {name: numbers(table[name]) for name in AVERAGES},
         'threshold_curve': threshold_curve(targets, scores, top1_fallback),
         'confused_pairs': confused_pairs(labels, targets, predictions),
@@ -78,7 +81,7 @@ def write(folder, report):
 
     def write_csv(temporary):
         with open(temporary, 'w', newline='', encoding='utf-8') as f:
-            writer = csv.DictWriter(f, ('label', 'precision', 'recall', 'f1', 'support'))
+            writer = csv.DictWriter(f, ('label', 'precision', 'recall', 'f1', 'support', 'threshold'))
             writer.writeheader()
             writer.writerows(report['labels'])
             writer.writerows({'label': name, **row} for name, row in report['averages'].items())

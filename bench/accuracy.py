@@ -53,7 +53,7 @@ def scores_of(targets, predictions, train_seconds):
     return {'exact_match': round(float(accuracy_score(targets, predictions)), 4),
             **{f'{average}_f1': round(float(f1_score(targets, predictions, average=average, zero_division=0)), 4)
                for average in ('micro', 'macro', 'samples')},
-            'train_seconds': round(train_seconds, 1)}
+            'train_seconds': round(train_seconds, 3)}
 
 
 def run_peer(train_samples, test_samples, labels):

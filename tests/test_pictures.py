@@ -24,11 +24,12 @@ FIGURES = ('training.png', 'f1_by_label.png', 'threshold.png', 'confused_pairs.p
 
 @pytest.fixture(scope='module')
 def evaluated(trained, tmp_path_factory):
-    """(weights folder, report folder, accuracy evaluate.main returned) on the bundled test file."""
+    """(weights folder, report folder, accuracy evaluate.main returned) on the bundled test file,
+    with one threshold for every label (the curve's points are single thresholds)."""
     weights, _ = trained
     report_dir = str(tmp_path_factory.mktemp('report'))
     with contextlib.redirect_stdout(io.StringIO()):
-        accuracy = evaluate.main(['--weights', weights, '--report-dir', report_dir])
+        accuracy = evaluate.main(['--weights', weights, '--report-dir', report_dir, '--threshold', '0.5'])
     return weights, report_dir, accuracy
 
 
@@ -67,6 +68,7 @@ def test_evaluate_writes_the_report_as_json_and_csv(evaluated):
     assert report['exact_match'] == pytest.approx(accuracy)
     assert report['samples'] == 90 and report['threshold'] == 0.5 and report['top1_fallback'] is True
     assert [row['label'] for row in report['labels']] == labels
+    assert {row['threshold'] for row in report['labels']} == {0.5}
     assert sum(row['support'] for row in report['labels']) == report['averages']['micro avg']['support']
     with open(os.path.join(report_dir, path.REPORT_CSV_NAME), newline='', encoding='utf-8') as f:
         rows = list(csv.DictReader(f))
@@ -81,6 +83,18 @@ def test_evaluate_writes_the_report_as_json_and_csv(evaluated):
     assert point['exact_match'] == pytest.approx(accuracy)
     recalls = [p['recall'] for p in report['threshold_curve']]
     assert recalls == sorted(recalls, reverse=True)  # a higher threshold never finds more labels
+
+
+def test_the_report_of_a_model_with_tuned_thresholds_gives_each_labels_own(trained, tmp_path):
+    weights, _ = trained
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluate.main(['--weights', weights, '--report-dir', str(tmp_path)])
+    report = path.read_json(str(tmp_path / path.REPORT_NAME))
+    tuned = path.read_json(os.path.join(weights, path.THRESHOLDS_NAME))
+    assert report['threshold'] == 'per-label'
+    assert {row['label']: row['threshold'] for row in report['labels']} == tuned
+    with open(tmp_path / path.REPORT_CSV_NAME, newline='', encoding='utf-8') as f:
+        assert {row['label']: float(row['threshold']) for row in csv.DictReader(f) if row['threshold']} == tuned
 
 
 def test_confused_pairs_count_a_missed_true_label_against_each_wrong_prediction():
