@@ -37,6 +37,8 @@ class Config:
     valid_ratio: float = 0.1       # share of the training file held out for early stopping
     dropout: float = 0.1           # dropout before the head
     seed: int = 42
+    strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
+    precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
 
 
 HELP = {
@@ -54,9 +56,17 @@ HELP = {
     'valid_ratio': 'fraction of the training file held out as validation split',
     'dropout': 'dropout rate before the classification head',
     'seed': 'random seed (validation split, shuffling, initialisation)',
+    'strategy': 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with several '
+                'GPUs, else default), default (one device), mirrored, multiworker',
+    'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
+                 'TPUs, recent GPUs); the head and the loss stay float32',
 }
 
-CHOICES = {'model_size': ('small', 'base')}
+CHOICES = {
+    'model_size': ('small', 'base'),
+    'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
+    'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
+}
 
 DEFAULTS = Config()
 
