@@ -3,6 +3,8 @@
     python main.py train    [train.py flags]
     python main.py evaluate [evaluate.py flags]
     python main.py predict  [predict.py flags] "文本"
+    python main.py export   [export.py flags]
+    python main.py serve    [serve.py flags]
 
 Each sub-command runs the same `main` as the script of that name.
 """
@@ -15,6 +17,8 @@ COMMANDS = {
     'train': 'fine-tune RoFormer-v2 (train.py)',
     'evaluate': 'exact match and per-label report (evaluate.py)',
     'predict': 'labels of texts (predict.py)',
+    'export': 'TensorFlow SavedModel with a serving signature (export.py)',
+    'serve': 'HTTP JSON server (serve.py)',
 }
 
 

@@ -33,6 +33,7 @@ LABELS_NAME = 'labels.json'
 META_NAME = 'model.json'
 RESUME_DIR = 'resume'             # the last completed epoch's full training state
 RESUME_STATE_NAME = 'state.json'  # epoch, best score, early-stopping counter, checkpoint name
+SAVED_MODEL_DIR = 'saved_model'   # export.py's default output, inside the weights folder
 
 
 def default_train_file():

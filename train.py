@@ -98,7 +98,8 @@ def main(argv=None):
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
 
-    print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); precision: {cfg.precision}')
+    print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); '
+          f'precision: {cfg.precision}')
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon)
         model_lib.compile_for_training(classifier, cfg)
@@ -123,7 +124,8 @@ def main(argv=None):
               f'{state["wait"]} epochs without improvement')
     elif args.resume:
         print(f'nothing to resume in {resume_dir}: starting from the beginning')
-    manager = tf.train.CheckpointManager(snapshot, os.path.join(out_dir, path.RESUME_DIR), max_to_keep=2)  # 2: the state may name the older
+    # max_to_keep=2: the state may name the older checkpoint.
+    manager = tf.train.CheckpointManager(snapshot, os.path.join(out_dir, path.RESUME_DIR), max_to_keep=2)
 
     class Evaluator(keras.callbacks.Callback):
         """Validation exact match with the EMA weights; saves the best of them; early stopping."""
@@ -160,6 +162,7 @@ def main(argv=None):
     if out_dir != args.weights:
         shutil.rmtree(out_dir, ignore_errors=True)
     print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')
+    return state['best']
 
 
 if __name__ == '__main__':

@@ -137,7 +137,8 @@ def test_missing_weights_folder_says_to_train_first(tmp_path):
         predict.Classifier(str(tmp_path))
 
 
-@pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'predict.py', 'main.py', 'make_tiny_checkpoint.py'])
+@pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'predict.py', 'main.py', 'make_tiny_checkpoint.py',
+                                    'export.py', 'serve.py', 'bench/precision.py', 'bench/serve_load.py'])
 def test_every_script_has_help(script):
     result = subprocess.run([sys.executable, script, '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'usage:' in result.stdout
