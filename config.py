@@ -40,6 +40,8 @@ class Config:
     loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2)
     tune_thresholds: bool = True   # after training, fit one threshold per label on the validation split
     seed: int = 42
+    strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
+    precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
 
 
 HELP = {
@@ -62,9 +64,19 @@ HELP = {
     'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
                        'beside the weights (evaluate/predict use them unless --threshold is given)',
     'seed': 'random seed (validation split, shuffling, initialisation)',
+    'strategy': 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with several '
+                'GPUs, else default), default (one device), mirrored, multiworker',
+    'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
+                 'TPUs, recent GPUs); the head and the loss stay float32',
 }
 
-CHOICES = {'model_size': ('small', 'base'), 'head': ('cls', 'cnn'), 'loss': ('bce', 'focal')}
+CHOICES = {
+    'model_size': ('small', 'base'),
+    'head': ('cls', 'cnn'),
+    'loss': ('bce', 'focal'),
+    'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
+    'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
+}
 
 DEFAULTS = Config()
 

@@ -5,6 +5,8 @@
     python main.py predict  [predict.py flags] "文本"
     python main.py stats    FILE [stats.py flags]
     python main.py plot     [plot.py flags]
+    python main.py export   [export.py flags]
+    python main.py serve    [serve.py flags]
 
 Each sub-command runs the same `main` as the script of that name.
 """
@@ -19,6 +21,8 @@ COMMANDS = {
     'predict': 'labels of texts (predict.py)',
     'stats': 'data report of a labelled file (stats.py)',
     'plot': 'training curves, evaluation figures, model diagram as PNG (plot.py)',
+    'export': 'TensorFlow SavedModel with a serving signature (export.py)',
+    'serve': 'HTTP JSON server (serve.py)',
 }
 
 

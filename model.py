@@ -88,26 +88,38 @@ class AdversarialModel(keras.Model):
     def train_step(self, data):
         inputs, targets = data
         variables = self.trainable_variables
-        with tf.GradientTape() as tape:
-            predictions = self(inputs, training=True)
-            loss = self.compute_loss(inputs, targets, predictions)
-        gradients = [_dense(g) for g in tape.gradient(loss, variables)]
+        predictions, gradients = self._gradients(inputs, targets, variables)
 
         if self.fgm_epsilon > 0:
             embeddings = self.get_layer(ADVERSARIAL_LAYER).embeddings
             index = next(i for i, v in enumerate(variables) if v is embeddings)
             replica = tf.distribute.get_replica_context()
             gradient = replica.all_reduce('sum', gradients[index])
-            delta = self.fgm_epsilon * gradient / (tf.norm(gradient) + 1e-8)
+            norm = tf.norm(gradient)
+            # An overflowed float16 step (skipped by loss scaling) must not leave NaN in the table.
+            delta = tf.where(tf.math.is_finite(norm), self.fgm_epsilon * gradient / (norm + 1e-8), 0.0)
             _add_on_every_replica(embeddings, delta)
-            with tf.GradientTape() as tape:
-                adversarial_loss = self.compute_loss(inputs, targets, self(inputs, training=True))
-            adversarial_gradients = tape.gradient(adversarial_loss, variables)
+            _, adversarial_gradients = self._gradients(inputs, targets, variables)
             _add_on_every_replica(embeddings, -delta)
-            gradients = [g + _dense(a) for g, a in zip(gradients, adversarial_gradients)]
+            gradients = [g + a for g, a in zip(gradients, adversarial_gradients)]
 
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self.compute_metrics(inputs, targets, predictions, None)
+
+    def _gradients(self, inputs, targets, variables):
+        """(predictions, dense gradients of the loss). Under mixed_float16 Keras wraps the
+        optimizer in a LossScaleOptimizer: the loss is scaled up before the gradient, so small
+        float16 gradients do not flush to zero, and the gradients are scaled back after."""
+        scaling = hasattr(self.optimizer, 'get_scaled_loss')
+        with tf.GradientTape() as tape:
+            predictions = self(inputs, training=True)
+            loss = self.compute_loss(inputs, targets, predictions)
+            if scaling:
+                loss = self.optimizer.get_scaled_loss(loss)
+        gradients = [_dense(g) for g in tape.gradient(loss, variables)]
+        if scaling:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        return predictions, gradients
 
 
 def _dense(gradient):
@@ -163,6 +175,11 @@ def _seed_cnn_features(sequence, cls_vector, token_ids):
     features = keras.layers.Concatenate(name=HEAD_PREFIX + 'Concatenate')(pooled)
     features = keras.layers.Dropout(0.2, name=HEAD_PREFIX + 'Dropout')(features)
     return keras.layers.Dense(256, activation='relu', name=HEAD_PREFIX + 'Hidden')(features)
+
+
+def ema_optimizer(model):
+    """The AdamEMA of a compiled model, also when Keras wrapped it for loss scaling (mixed_float16)."""
+    return getattr(model.optimizer, 'inner_optimizer', model.optimizer)
 
 
 def build_optimizer(cfg):

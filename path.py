@@ -39,6 +39,7 @@ TENSORBOARD_DIR = 'tensorboard'   # train.py --tensorboard without a folder
 REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by plot.py
 REPORT_CSV_NAME = 'report.csv'    # evaluate.py: precision, recall, F1 and support per label
 PLOTS_DIR = 'plots'               # plot.py's pictures, unless --out says otherwise
+SAVED_MODEL_DIR = 'saved_model'   # export.py's default output, inside the weights folder
 
 
 def default_train_file():

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sys
+import weakref
 
 import numpy as np
 
@@ -79,10 +80,26 @@ def predict_scores(model, token_ids, batch_size=64, progress=False):
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)
+    score = _scoring_function(model)
     for start in tqdm(starts, desc='predict', unit=' batches', leave=False, disable=not progress):
         rows = order[start:start + batch_size]
-        scores[rows] = model.predict_on_batch(loader.pad_batch([token_ids[i] for i in rows]))
+        scores[rows] = score(*loader.pad_batch([token_ids[i] for i in rows])).numpy()
     return scores
+
+
+_scoring_functions = weakref.WeakKeyDictionary()
+
+
+def _scoring_function(model):
+    """The model's inference as one graph for every batch size and length. Keras'
+    predict_on_batch traces a new graph for each new input shape, a pause of a tenth of a
+    second or more that a server would otherwise meet at every new batch shape."""
+    if model not in _scoring_functions:
+        import tensorflow as tf
+        spec = tf.TensorSpec([None, None], tf.int32)
+        _scoring_functions[model] = tf.function(lambda ids, segments: model([ids, segments], training=False),
+                                                input_signature=[spec, spec])
+    return _scoring_functions[model]
 
 
 def vocab_hash(vocab_path):

@@ -39,7 +39,7 @@ def parse_args(argv=None):
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
-                     'valid_ratio', 'dropout', 'head', 'loss', 'tune_thresholds', 'seed')
+                     'valid_ratio', 'dropout', 'head', 'loss', 'tune_thresholds', 'seed', 'strategy', 'precision')
     args = parser.parse_args(argv)
     if args.data and not args.train:
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
@@ -48,15 +48,6 @@ def parse_args(argv=None):
     if args.tensorboard == '':
         args.tensorboard = os.path.join(args.weights, path.TENSORBOARD_DIR)
     return args
-
-
-def distribution_strategy():
-    """All visible GPUs with MirroredStrategy when there are several, else the default device."""
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices('GPU')
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
 def save_model_files(weights_dir, cfg, labels, pretrained_dir):
@@ -90,9 +81,19 @@ def main(argv=None):
     import loader
     import model as model_lib
     import predict
+    import scale
     from compat import keras, tf
     from sklearn.metrics import accuracy_score
 
+    strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
+    scale.set_precision(cfg.precision)
+    # Every worker saves (saving may need collective ops), but only the chief into --weights.
+    out_dir = scale.output_dir(args.weights, strategy)
+    if args.tensorboard and out_dir != args.weights:
+        args.tensorboard = os.path.join(out_dir, path.TENSORBOARD_DIR)  # one writer per log folder
+    if args.time_budget and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Each worker would read its own clock and stop at another step, leaving the rest waiting.
+        raise config.InputError('--time-budget does not work with several workers; use --epochs')
     keras.utils.set_random_seed(cfg.seed)
     print(f'data: {args.train}' + (' (bundled sample)' if args.train == path.SAMPLE_TRAIN else ''))
     samples = loader.read_samples(args.train)[:args.max_samples]
@@ -116,7 +117,9 @@ def main(argv=None):
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
 
-    with distribution_strategy().scope():
+    print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); '
+          f'precision: {cfg.precision}')
+    with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head)
         model_lib.compile_for_training(classifier, cfg)
@@ -127,7 +130,8 @@ def main(argv=None):
     resume_dir = os.path.join(args.weights, path.RESUME_DIR)
     resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
     state = {'epoch': 0, 'best': -1.0, 'wait': 0}
-    settings = {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience')}  # these may grow on resume
+    # Epochs and patience may grow on resume, and the devices may change.
+    settings = {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience', 'strategy')}
     run = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
     snapshot = tf.train.Checkpoint(model=classifier, optimizer=classifier.optimizer)
     if args.resume and os.path.exists(resume_state):
@@ -140,22 +144,23 @@ def main(argv=None):
               f'{state["wait"]} epochs without improvement')
     elif args.resume:
         print(f'nothing to resume in {resume_dir}: starting from the beginning')
-    manager = tf.train.CheckpointManager(snapshot, resume_dir, max_to_keep=2)  # 2: the state may name the older
-    history = history_lib.History(os.path.join(args.weights, path.HISTORY_NAME), state['epoch'])
+    # max_to_keep=2: the state may name the older checkpoint.
+    manager = tf.train.CheckpointManager(snapshot, os.path.join(out_dir, path.RESUME_DIR), max_to_keep=2)
+    history = history_lib.History(os.path.join(out_dir, path.HISTORY_NAME), state['epoch'])
 
     class Evaluator(keras.callbacks.Callback):
         """Validation exact match with the EMA weights; saves the best of them; early stopping."""
 
         def on_epoch_end(self, epoch, logs=None):
-            optimizer = self.model.optimizer
+            optimizer = model_lib.ema_optimizer(self.model)
             optimizer.apply_ema_weights()
             scores = predict.predict_scores(self.model, valid_ids, cfg.batch_size, progress=True)
             accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
             if accuracy > state['best']:
                 if state['best'] < 0:
-                    save_model_files(args.weights, cfg, labels, args.pretrained)
+                    save_model_files(out_dir, cfg, labels, args.pretrained)
                 state.update(best=accuracy, wait=0)
-                path.atomic_write(os.path.join(args.weights, path.WEIGHTS_NAME), self.model.save_weights)
+                path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), self.model.save_weights)
             else:
                 state['wait'] += 1
             optimizer.reset_old_weights()
@@ -163,7 +168,7 @@ def main(argv=None):
             print(f'\nacc: {accuracy:.4f} best acc: {state["best"]:.4f}')
             history.record(epoch + 1, logs, optimizer)  # before the state: a re-run epoch replaces its row
             state.update(epoch=epoch + 1, checkpoint=os.path.basename(manager.save()), run=run)
-            path.write_json(resume_state, state)
+            path.write_json(os.path.join(out_dir, path.RESUME_DIR, path.RESUME_STATE_NAME), state)
             if state['wait'] >= cfg.patience:
                 print(f'early stopping: {cfg.patience} epochs without improvement')
                 self.model.stop_training = True
@@ -193,17 +198,21 @@ def main(argv=None):
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=state['epoch'],
                        steps_per_epoch=loader.batches_per_epoch(len(train_ids), cfg.batch_size),
                        callbacks=callbacks, verbose=1)
-    best_weights = os.path.join(args.weights, path.WEIGHTS_NAME)
-    print(f'best weights: {best_weights} (acc {state["best"]:.4f})')
+    best_weights = os.path.join(out_dir, path.WEIGHTS_NAME)
 
-    thresholds_path = os.path.join(args.weights, path.THRESHOLDS_NAME)
+    thresholds_path = os.path.join(out_dir, path.THRESHOLDS_NAME)
     if cfg.tune_thresholds and os.path.exists(best_weights):
         classifier.load_weights(best_weights)
         scores = predict.predict_scores(classifier, valid_ids, cfg.batch_size)
         thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
         tuned = accuracy_score(valid_targets, predict.decide(scores, thresholds, cfg.top1_fallback))
         path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
-        print(f'per-label thresholds: {thresholds_path} (validation acc {tuned:.4f} with them)')
+        print(f'per-label thresholds: {os.path.join(args.weights, path.THRESHOLDS_NAME)} '
+              f'(validation acc {tuned:.4f} with them)')
+    if out_dir != args.weights:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')
+    return state['best']
 
 
 if __name__ == '__main__':

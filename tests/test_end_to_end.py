@@ -138,7 +138,9 @@ def test_missing_weights_folder_says_to_train_first(tmp_path):
 
 
 @pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'predict.py', 'main.py', 'make_tiny_checkpoint.py',
-                                    'plot.py', 'stats.py', 'loader.py'])
+                                    'plot.py', 'stats.py', 'loader.py', 'export.py', 'serve.py',
+                                    'bench/precision.py', 'bench/serve_load.py', 'bench/accuracy.py',
+                                    'bench/speed.py', 'bench/fgm_step.py'])
 def test_every_script_has_help(script):
     result = subprocess.run([sys.executable, script, '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'usage:' in result.stdout
