@@ -6,7 +6,8 @@
 The SavedModel's `serving_default` signature takes `token_ids` and `segment_ids` (int32,
 [batch, length], padded with 0) and returns `probabilities` (float32, [batch, labels]), the
 sigmoid scores in the order of labels.json. Beside it, the folder holds what a client needs
-to tokenize and decide: labels.json, model.json (maxlen, threshold, top1_fallback) and
+to tokenize and decide: labels.json, model.json (maxlen, threshold, top1_fallback),
+thresholds.json (when training tuned one threshold per label) and
 vocab.txt. In Python:
 
     loaded = tf.saved_model.load('weights/saved_model')
@@ -54,16 +55,19 @@ def export(weights_dir, out_dir):
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)  # a half-old SavedModel would mix two models' variables
     tf.saved_model.save(module, out_dir, signatures={SIGNATURE: module.serve})
-    for name in (path.LABELS_NAME, path.META_NAME, path.VOCAB_NAME):
-        shutil.copyfile(os.path.join(weights_dir, name), os.path.join(out_dir, name))
+    for name in (path.LABELS_NAME, path.META_NAME, path.VOCAB_NAME, path.THRESHOLDS_NAME):
+        if os.path.exists(os.path.join(weights_dir, name)):  # thresholds.json only when training tuned them
+            shutil.copyfile(os.path.join(weights_dir, name), os.path.join(out_dir, name))
     return classifier
 
 
 def main(argv=None):
     args = parse_args(argv)
     classifier = export(args.weights, args.out)
+    threshold = classifier.threshold_json()
+    threshold = f'per label, {path.THRESHOLDS_NAME}' if isinstance(threshold, dict) else threshold
     print(f'{args.out}: SavedModel, signature {SIGNATURE!r}: token_ids, segment_ids -> probabilities '
-          f'({len(classifier.labels)} labels, threshold {classifier.threshold})')
+          f'({len(classifier.labels)} labels, threshold {threshold})')
 
 
 if __name__ == '__main__':

@@ -137,6 +137,12 @@ class Classifier:
                                     f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
                                     f'different runs ({error})') from None
 
+    def threshold_json(self):
+        """The decision threshold as JSON: one number, or {label: threshold} when tuned per label."""
+        if np.ndim(self.threshold) == 0:
+            return float(self.threshold)
+        return {label: float(t) for label, t in zip(self.labels, self.threshold)}
+
     def scores(self, texts, batch_size=64, progress=False):
         import loader
         token_ids = loader.encode_texts(self.tokenizer, texts, self.maxlen, progress=progress)

@@ -10,7 +10,8 @@
 
 `POST /predict` takes {"text": "..."} and answers {"labels": [...], "scores": {label: score}},
 or takes {"texts": [...]} and answers {"results": [{"labels": ..., "scores": ...}, ...]} in
-the same order. The decision rule is predict.py's (the threshold saved with the model).
+the same order. The decision rule is predict.py's (the threshold saved with the model, or the per-label
+thresholds tuned at training).
 
 Concurrent requests are batched: texts that arrive within --max-wait-ms of each other (up to
 --max-batch of them) go through the model together, which is what makes a CPU or GPU
@@ -132,7 +133,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 
     @app.get('/health')
     async def health():
-        return {'status': 'ok', 'labels': len(classifier.labels), 'threshold': classifier.threshold,
+        return {'status': 'ok', 'labels': len(classifier.labels), 'threshold': classifier.threshold_json(),
                 'requests': batcher.requests, 'batches': batcher.batches}
 
     schema = {'requestBody': {'content': {'application/json': {'schema': PredictRequest.model_json_schema()}}}}

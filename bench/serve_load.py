@@ -59,7 +59,11 @@ def running_server(weights, *flags, timeout=120):
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # not listening to SIGTERM yet (still loading): don't hide the error
+            server.kill()
+            server.wait()
 
 
 def post(connection, body):

@@ -38,8 +38,9 @@ def test_saved_model_scores_equal_predict_in_a_fresh_process(trained, tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "signature 'serving_default'" in result.stdout
-    for name in ('saved_model.pb', path.LABELS_NAME, path.META_NAME, path.VOCAB_NAME):
+    for name in ('saved_model.pb', path.LABELS_NAME, path.META_NAME, path.VOCAB_NAME, path.THRESHOLDS_NAME):
         assert os.path.exists(os.path.join(folder, name)), name
+    assert path.read_json(os.path.join(folder, path.THRESHOLDS_NAME)) == predict.Classifier(weights).threshold_json()
 
     texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)[:30]] + ['地震', '青岛' * 200]
     client = subprocess.run([sys.executable, '-c', CLIENT.format(root=ROOT, folder=folder)], input=json.dumps(texts),

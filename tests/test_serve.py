@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+import path
 from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
@@ -32,9 +33,10 @@ def call(url, body, method='POST'):
         return error.code, json.loads(error.read())
 
 
-def test_health(server):
+def test_health(server, trained):
     status, answer = call(server + '/health', None, 'GET')
     assert status == 200 and answer['status'] == 'ok' and answer['labels'] == 12
+    assert answer['threshold'] == path.read_json(os.path.join(trained[0], path.THRESHOLDS_NAME))
 
 
 def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, trained):
