@@ -57,7 +57,10 @@ def warn_random_init(pretrained_dir):
     print(f'\n{bar}\n!! No pretrained checkpoint in {pretrained_dir}\n'
           f'!! ({path.CHECKPOINT_NAME}.index + .data-*): the encoder starts from RANDOM weights.\n'
           f'!! Expect far lower accuracy than fine-tuning. README.md says where to get the\n'
-          f'!! official RoFormer-v2 checkpoints.\n{bar}\n', file=sys.stderr)
+          f'!! official RoFormer-v2 checkpoints. From random weights these settings learned in\n'
+          f'!! the runs of BENCHMARKS.md (higher encoder rates stayed at the label prior):\n'
+          f'!!   --encoder-lr 1e-4 --head-lr 1e-3 --ema-momentum 0.99 --fgm-epsilon 0 --maxlen 128\n{bar}\n',
+          file=sys.stderr)
 
 
 def build_encoder(config_path, checkpoint=None):
