@@ -21,6 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
 
@@ -106,7 +107,6 @@ def run_ours(args, test_samples):
 
 def main(argv=None):
     args = parse_args(argv)
-    import bench_machine
     import loader
     args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
@@ -122,7 +122,7 @@ def main(argv=None):
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
-    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': bench_machine.describe(),
+    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
     results['systems']['tfidf_linearsvc'] = {**run_peer(train_samples, test_samples, labels), **common}
     if not args.skip_ours:

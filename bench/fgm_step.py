@@ -23,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import benchlib  # noqa: E402  (beside this script)
 import path  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'fgm_step.json')
@@ -71,14 +72,8 @@ def measure(args):
     token_ids = rng.integers(5, 12000, size=(args.batch_size, args.seq_len)).astype('int32')
     targets = (rng.random((args.batch_size, NUM_LABELS)) < 0.03).astype('float32')
     batch = ([token_ids, np.zeros_like(token_ids)], targets)
-    for _ in range(args.warmup):
-        classifier.train_on_batch(*batch)
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        classifier.train_on_batch(*batch)
-        times.append(time.perf_counter() - start)
-    print(json.dumps({'median_step_seconds': float(np.median(times)), 'steps': args.steps}))
+    seconds = benchlib.median_seconds(lambda: classifier.train_on_batch(*batch), args.steps, args.warmup)
+    print(json.dumps({'median_step_seconds': seconds, 'steps': args.steps}))
 
 
 def main():

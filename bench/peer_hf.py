@@ -27,7 +27,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import bench_machine  # noqa: E402  (beside this script)
+import benchlib  # noqa: E402  (beside this script)
 import path  # noqa: E402  (no TensorFlow: it imports in the peer's environment too)
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'peer_hf.json')
@@ -50,17 +50,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     parser.add_argument('--ours', metavar='EXCHANGE', help=argparse.SUPPRESS)  # child: our side
     return parser.parse_args(argv)
-
-
-def median_seconds(function, steps, warmup=2):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def length_sorted_batches(token_ids, batch_size):
@@ -97,7 +86,7 @@ def ours(args):
     classifier = model_lib.build_classifier(config_path, NUM_LABELS)
     model_lib.compile_for_training(classifier, config.Config(fgm_epsilon=0.0))
     token_batch, targets = train_batch(path.read_json(config_path)['vocab_size'])
-    train = median_seconds(lambda: classifier.train_on_batch([token_batch, np.zeros_like(token_batch)], targets),
+    train = benchlib.median_seconds(lambda: classifier.train_on_batch([token_batch, np.zeros_like(token_batch)], targets),
                            args.steps)
     predict.predict_scores(classifier, token_ids, args.batch_size)  # warm-up: one graph for every shape
     start = time.perf_counter()
@@ -129,7 +118,7 @@ def theirs(args, token_ids, vocab_size):
         model(input_ids=token_batch, labels=targets).loss.backward()
         optimizer.step()
 
-    train = median_seconds(step, args.steps)
+    train = benchlib.median_seconds(step, args.steps)
     model.eval()
     batches = [torch.tensor(b) for b in length_sorted_batches(token_ids, args.batch_size)]
 
@@ -160,7 +149,7 @@ def main(argv=None):
     vocab_size = path.read_json(os.path.join(args.pretrained, path.CONFIG_NAME))['vocab_size']
     their = theirs(args, our.pop('token_ids'), vocab_size)
     result = {'command': ' '.join(['python', 'bench/peer_hf.py'] + (argv if argv is not None else sys.argv[1:])),
-              'date': time.strftime('%Y-%m-%d'), 'machine': bench_machine.describe(),
+              'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'test_file': os.path.relpath(args.test, ROOT), 'train_shape': list(TRAIN_SHAPE),
               'inference_batch': args.batch_size, 'ours': our, 'hf_transformers': their,
               'train_step_ratio_ours_to_theirs': our['train_step_seconds'] / their['train_step_seconds'],

@@ -25,6 +25,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
 
@@ -58,18 +59,6 @@ def best_seconds(function, repeats):
         function()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def median_step_seconds(model, batch, steps, warmup=2):
-    """Median seconds of `model.train_on_batch(*batch)` over `steps` calls, after `warmup` calls."""
-    for _ in range(warmup):
-        model.train_on_batch(*batch)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(*batch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def matmul_gflops(size):
@@ -127,7 +116,8 @@ def training_steps(args, config_path):
                                run_eagerly=execution == 'eager', jit_compile=execution == 'xla')
             row = {'fgm': fgm > 0, 'execution': execution}
             try:
-                row['seconds_per_step'] = median_step_seconds(classifier, batch, args.steps)
+                row['seconds_per_step'] = benchlib.median_seconds(lambda: classifier.train_on_batch(*batch),
+                                                                  args.steps)
             except Exception as error:  # XLA cannot compile every op; say which, keep the other rows
                 row['error'] = f'{type(error).__name__}: {str(error).splitlines()[0][:200]}'
             rows.append(row)
@@ -144,7 +134,6 @@ def main(argv=None):
     import loader
     import model as model_lib
     from compat import keras
-    import bench_machine
     pretrained = args.pretrained
     config_path = os.path.join(pretrained, path.CONFIG_NAME)
     texts = [s.text for s in loader.read_samples(args.test)][:args.texts]
@@ -161,7 +150,7 @@ def main(argv=None):
     steps = training_steps(args, config_path)
 
     result = {'command': ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:])),
-              'date': time.strftime('%Y-%m-%d'), 'machine': bench_machine.describe(),
+              'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'test_file': os.path.relpath(args.test, ROOT), 'texts': len(texts), 'maxlen': args.maxlen,
               'batch_size': args.batch_size, 'pretrained': os.path.relpath(pretrained, ROOT),
               'sentences_per_second': {k: round(v, 2) for k, v in rates.items()},

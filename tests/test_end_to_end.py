@@ -33,7 +33,6 @@ def test_training_prints_accuracy_each_epoch_and_writes_the_model_files(trained)
 
 
 def test_training_without_checkpoint_warns_loudly_and_still_trains(tiny_pretrained, tmp_path):
-    import train
     pretrained = tmp_path / 'no-weights'
     pretrained.mkdir()
     for name in (path.CONFIG_NAME, path.VOCAB_NAME):

@@ -1,0 +1,28 @@
+"""What the benchmark scripts share: the machine they ran on, and how a step is timed."""
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def describe():
+    """'N cores, CPU model name' (the model name from /proc/cpuinfo where there is one)."""
+    name = platform.processor() or platform.machine()
+    if os.path.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            name = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), name)
+    return f'{os.cpu_count()} cores, {name}'
+
+
+def median_seconds(function, steps, warmup=2):
+    """Median seconds of `steps` calls of `function`, after `warmup` untimed calls (graph
+    tracing and first-call allocation stay out of the figure)."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
