@@ -114,7 +114,7 @@ def plot_training(rows, png_path):
     fig = figure(13, 3.6)
     loss_axes, match_axes, lr_axes = fig.subplots(1, 3)
     loss_axes.plot(epochs, [row['loss'] for row in rows], marker='.')
-    loss_axes.set(title='training loss (with FGM)', xlabel='epoch', ylabel='binary cross-entropy')
+    loss_axes.set(title='training loss', xlabel='epoch', ylabel='loss (train.py --loss)')
     scores = [row['val_exact_match'] for row in rows]
     best = max(range(len(rows)), key=lambda i: (scores[i], -i))  # the first best epoch, the one saved
     match_axes.plot(epochs, scores, marker='.', color='tab:green')
