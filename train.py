@@ -8,7 +8,8 @@ Layered learning rates (small for the encoder, larger for the head), Adam with a
 the weights, FGM on the token embeddings. After each epoch the EMA weights are swapped in,
 exact-match accuracy on the validation split is measured (a sample counts only when its
 whole label set is right), the best weights are saved to weights/, and the training
-weights come back. Training stops after `patience` epochs without improvement.
+weights come back. Training stops after `patience` epochs without improvement (or when
+--time-budget runs out); then one threshold per label is fitted to the validation split.
 """
 import argparse
 import os

@@ -14,7 +14,6 @@ the tuned per-label thresholds), which costs no training.
 """
 import argparse
 import os
-import shutil
 import sys
 import time
 
@@ -81,7 +80,6 @@ def run_ours(args, test_samples):
     import model as model_lib
     import predict
     import train
-    shutil.rmtree(args.weights, ignore_errors=True)
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights,
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
     start = time.perf_counter()
