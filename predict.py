@@ -69,17 +69,15 @@ def tune_thresholds(scores, targets, default, top1_fallback=True, min_positives=
     return thresholds
 
 
-def predict_scores(model, token_ids, batch_size=64, progress=False, sort_by_length=True):
+def predict_scores(model, token_ids, batch_size=64, progress=False):
     """Sigmoid scores for encoded texts, in their order.
 
     Texts are sorted by length before batching, so a batch pads to about its own length
-    instead of the longest text in the data (much less work on mixed lengths);
-    `sort_by_length=False` batches them in file order (bench/speed.py compares the two).
+    instead of the longest text in the data (much less work on mixed lengths).
     """
     import loader
     from tqdm import tqdm
-    lengths = [len(ids) for ids in token_ids]
-    order = np.argsort(lengths, kind='stable') if sort_by_length else np.arange(len(token_ids))
+    order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)
     score = _scoring_function(model)

@@ -9,7 +9,8 @@ the weights, FGM on the token embeddings. After each epoch the EMA weights are s
 exact-match accuracy on the validation split is measured (a sample counts only when its
 whole label set is right), the best weights are saved to weights/, and the training
 weights come back. Training stops after `patience` epochs without improvement (or when
---time-budget runs out); then one threshold per label is fitted to the validation split.
+--time-budget runs out); with --tune-thresholds, one threshold per label is then fitted to
+the validation split.
 """
 import argparse
 import os

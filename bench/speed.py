@@ -2,8 +2,9 @@
 so random ones serve):
 
 (a) inference sentences/second: one text at a time with `model.predict` (the old way),
-    batched in file order, and batched with length bucketing (predict.predict_scores, what
-    predict.py and evaluate.py do; the two batched rows share one graph for every shape);
+    batched in file order with Keras' `predict_on_batch`, and batched with length bucketing
+    through one graph for every shape (predict.predict_scores, what predict.py, evaluate.py
+    and serve.py do);
 (b) the share of the machine's float32 matrix-multiply roofline those batched predictions
     reach: the model's FLOPs on the actual token counts / time / the best GFLOP/s of
     TensorFlow's matmul (oneDNN) and numpy's on large square matrices, measured here;
@@ -92,8 +93,9 @@ def inference(args, classifier, token_ids):
     seconds_single = best_seconds(
         lambda: [classifier.predict(loader.pad_batch([ids]), verbose=0) for ids in single], 1)
     seconds_batched = best_seconds(lambda: predict.predict_scores(classifier, token_ids, args.batch_size), 2)
-    seconds_unsorted = best_seconds(
-        lambda: predict.predict_scores(classifier, token_ids, args.batch_size, sort_by_length=False), 2)
+    unsorted = lambda: [classifier.predict_on_batch(loader.pad_batch(token_ids[i:i + args.batch_size]))  # noqa: E731
+                        for i in range(0, len(token_ids), args.batch_size)]
+    seconds_unsorted = best_seconds(unsorted, 2)
     return {'one_at_a_time_model_predict': len(single) / seconds_single,
             'batched_in_file_order': len(token_ids) / seconds_unsorted,
             'batched_length_bucketed': len(token_ids) / seconds_batched}, seconds_batched

@@ -33,5 +33,5 @@ def trained(tiny_pretrained, tmp_path_factory):
     with contextlib.redirect_stdout(output):
         train.main(['--pretrained', tiny_pretrained, '--weights', weights, '--epochs', '3',
                     '--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2',
-                    '--tensorboard'])
+                    '--tensorboard', '--tune-thresholds'])
     return weights, output.getvalue()
