@@ -26,3 +26,14 @@ def median_seconds(function, steps, warmup=2):
         function()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def best_seconds(function, repeats):
+    """Fastest of `repeats` timed calls after one warm-up call: the least disturbed by other work."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)

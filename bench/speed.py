@@ -52,25 +52,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def best_seconds(function, repeats):
-    """Fastest of `repeats` timed calls after one warm-up call: the least disturbed by other work."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def matmul_gflops(size):
     """Best float32 GFLOP/s of TensorFlow's and numpy's matmul on [size, size] matrices."""
     import tensorflow as tf
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     flops = 2 * size ** 3
     ta = tf.constant(a)
-    rates = {'tensorflow': flops / best_seconds(lambda: tf.matmul(ta, ta).numpy(), 5) / 1e9,
-             'numpy': flops / best_seconds(lambda: a @ a, 5) / 1e9}
+    rates = {'tensorflow': flops / benchlib.best_seconds(lambda: tf.matmul(ta, ta).numpy(), 5) / 1e9,
+             'numpy': flops / benchlib.best_seconds(lambda: a @ a, 5) / 1e9}
     return rates
 
 
@@ -90,12 +79,12 @@ def inference(args, classifier, token_ids):
     import loader
     import predict
     single = token_ids[:args.single]
-    seconds_single = best_seconds(
+    seconds_single = benchlib.best_seconds(
         lambda: [classifier.predict(loader.pad_batch([ids]), verbose=0) for ids in single], 1)
-    seconds_batched = best_seconds(lambda: predict.predict_scores(classifier, token_ids, args.batch_size), 2)
+    seconds_batched = benchlib.best_seconds(lambda: predict.predict_scores(classifier, token_ids, args.batch_size), 2)
     unsorted = lambda: [classifier.predict_on_batch(loader.pad_batch(token_ids[i:i + args.batch_size]))  # noqa: E731
                         for i in range(0, len(token_ids), args.batch_size)]
-    seconds_unsorted = best_seconds(unsorted, 2)
+    seconds_unsorted = benchlib.best_seconds(unsorted, 2)
     return {'one_at_a_time_model_predict': len(single) / seconds_single,
             'batched_in_file_order': len(token_ids) / seconds_unsorted,
             'batched_length_bucketed': len(token_ids) / seconds_batched}, seconds_batched
