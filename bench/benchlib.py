@@ -15,25 +15,24 @@ def describe():
     return f'{os.cpu_count()} cores, {name}'
 
 
-def median_seconds(function, steps, warmup=2):
-    """Median seconds of `steps` calls of `function`, after `warmup` untimed calls (graph
-    tracing and first-call allocation stay out of the figure)."""
+def timings(function, repeats, warmup):
+    """Seconds of each of `repeats` calls of `function`, after `warmup` untimed calls (graph
+    tracing and first-call allocation stay out of the figures)."""
     for _ in range(warmup):
         function()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def best_seconds(function, repeats):
-    """Fastest of `repeats` timed calls after one warm-up call: the least disturbed by other work."""
-    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def median_seconds(function, steps, warmup=2):
+    """Median seconds of `steps` calls of `function` after `warmup` untimed calls."""
+    return float(np.median(timings(function, steps, warmup)))
+
+
+def best_seconds(function, repeats):
+    """Fastest of `repeats` timed calls after one warm-up call: the least disturbed by other work."""
+    return min(timings(function, repeats, 1))
