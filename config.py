@@ -43,6 +43,15 @@ class Config:
     seed: int = 42
     strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
     precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
+    # pretrain.py only (masked-language-model pretraining):
+    mlm_lr: float = 1e-3           # peak learning rate of AdamW, reached after the warm-up
+    warmup: float = 0.06           # share of the planned steps spent warming up; then linear decay to 0
+    weight_decay: float = 0.01     # AdamW's decoupled weight decay
+    mask_rate: float = 0.15        # share of tokens to predict: 80% [MASK], 10% a random token, 10% kept
+    mlm_dropout: float = 0.0       # encoder dropout while pretraining (short budgets underfit; 0 learns faster)
+
+
+PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout')  # not train.py settings
 
 
 HELP = {
@@ -69,6 +78,13 @@ HELP = {
                 'GPUs, else default), default (one device), mirrored, multiworker',
     'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
                  'TPUs, recent GPUs); the head and the loss stay float32',
+    'mlm_lr': 'peak learning rate of the MLM pretraining (AdamW), after the warm-up',
+    'warmup': 'share of the planned steps (epochs x batches) spent warming the learning rate up from 0; '
+              'it then decays linearly to 0 at the last planned step',
+    'weight_decay': "AdamW's decoupled weight decay during pretraining",
+    'mask_rate': 'share of the tokens the MLM predicts (of those: 80%% [MASK], 10%% a random token, 10%% unchanged)',
+    'mlm_dropout': 'dropout inside the encoder while pretraining (the written bert_config.json keeps the '
+                   "architecture's own rate for fine-tuning)",
 }
 
 CHOICES = {

@@ -1,7 +1,8 @@
 """Training history: `weights/history.csv`, one row per completed epoch.
 
-Columns: epoch, loss (training, with FGM), val_exact_match (EMA weights), encoder_lr and
-head_lr (the learning rates the optimizer used in that epoch). A fresh run starts a new file;
+train.py's columns: epoch, loss (training, with FGM), val_exact_match (EMA weights),
+encoder_lr and head_lr (the learning rates the optimizer used in that epoch). Other runs
+name their own (pretrain.py: the MLM loss and the held-out masked-token accuracy). A fresh run starts a new file;
 `--resume` keeps the rows of the epochs it resumes after, and an epoch run again (killed
 before its state was saved) replaces its row, so the file always has one row per epoch.
 The whole file is rewritten atomically each epoch: it is never half-written.
@@ -32,8 +33,9 @@ def learning_rates(optimizer):
 class History:
     """Writes history.csv; `completed_epochs` rows of an earlier run of the same training are kept."""
 
-    def __init__(self, csv_path, completed_epochs=0):
+    def __init__(self, csv_path, completed_epochs=0, columns=COLUMNS):
         self.csv_path = csv_path
+        self.columns = tuple(columns)
         self.rows = []
         if completed_epochs:
             try:
@@ -41,21 +43,15 @@ class History:
             except FileNotFoundError:  # a run resumed from a state written before history existed
                 pass
 
-    def record(self, epoch, logs, optimizer):
-        """Add (or replace) the row of `epoch` (counted from 1) and rewrite the file.
-
-        The learning rates also go into `logs`, so TensorBoard and the progress bar show them.
-        """
-        encoder_lr, head_lr = learning_rates(optimizer)
-        logs.update(encoder_lr=encoder_lr, head_lr=head_lr)
-        row = {'epoch': epoch, 'loss': logs.get('loss', float('nan')),
-               'val_exact_match': logs.get('val_exact_match', float('nan')),
-               'encoder_lr': encoder_lr, 'head_lr': head_lr}
+    def record(self, epoch, logs):
+        """Add (or replace) the row of `epoch` (counted from 1), the columns taken from `logs`, and
+        rewrite the file. A column missing from `logs` is written as nan."""
+        row = {'epoch': epoch, **{column: logs.get(column, float('nan')) for column in self.columns if column != 'epoch'}}
         self.rows = [r for r in self.rows if r['epoch'] < epoch] + [row]
 
         def write(temporary):
             with open(temporary, 'w', newline='', encoding='utf-8') as f:
-                writer = csv.DictWriter(f, COLUMNS)
+                writer = csv.DictWriter(f, self.columns)
                 writer.writeheader()
                 writer.writerows(self.rows)
         path.atomic_write(self.csv_path, write)

@@ -40,6 +40,8 @@ REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by p
 REPORT_CSV_NAME = 'report.csv'    # evaluate.py: precision, recall, F1 and support per label
 PLOTS_DIR = 'plots'               # plot.py's pictures, unless --out says otherwise
 SAVED_MODEL_DIR = 'saved_model'   # export.py's default output, inside the weights folder
+LOCK_NAME = '.lock'               # held by the run writing the folder (run.lock); gone when it ends
+SELF_PRETRAINED_DIR = os.path.join(PRETRAINED_DIR, 'self')  # pretrain.py's default output
 
 
 def default_train_file():

@@ -15,7 +15,6 @@ the validation split.
 import argparse
 import os
 import shutil
-import time
 
 import config
 import path
@@ -79,13 +78,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
 
-    import history as history_lib
-    import loader
-    import model as model_lib
-    import predict
+    import run as run_lib
     import scale
-    from compat import keras, tf
-    from sklearn.metrics import accuracy_score
+    from compat import tf
 
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
     scale.set_precision(cfg.precision)
@@ -96,6 +91,20 @@ def main(argv=None):
     if args.time_budget and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Each worker would read its own clock and stop at another step, leaving the rest waiting.
         raise config.InputError('--time-budget does not work with several workers; use --epochs')
+    with run_lib.lock(out_dir):  # one run per folder, released even by kill -9
+        run_lib.clean_litter(out_dir)
+        return fine_tune(args, cfg, strategy, out_dir)
+
+
+def fine_tune(args, cfg, strategy, out_dir):
+    import history as history_lib
+    import loader
+    import model as model_lib
+    import predict
+    import run as run_lib
+    from compat import keras
+    from sklearn.metrics import accuracy_score
+
     keras.utils.set_random_seed(cfg.seed)
     print(f'data: {args.train}' + (' (bundled sample)' if args.train == path.SAMPLE_TRAIN else ''))
     samples = loader.read_samples(args.train)[:args.max_samples]
@@ -114,8 +123,8 @@ def main(argv=None):
         model_lib.warn_random_init(args.pretrained)
 
     tokenizer = loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME))
-    train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen)
-    valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen)
+    train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen, run_lib.interactive())
+    valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, run_lib.interactive())
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
 
@@ -129,77 +138,44 @@ def main(argv=None):
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
     # included), step count, best score, early-stopping counter. The data order of epoch e is
     # a function of (seed, e) and the validation split of the seed, so they come back as well.
-    resume_dir = os.path.join(args.weights, path.RESUME_DIR)
-    resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
-    state = {'epoch': 0, 'best': -1.0, 'wait': 0}
     # Epochs and patience may grow on resume, and the devices may change.
-    settings = {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience', 'strategy')}
-    run = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
-    snapshot = tf.train.Checkpoint(model=classifier, optimizer=classifier.optimizer)
-    if args.resume and os.path.exists(resume_state):
-        state = path.read_json(resume_state)
-        if state['run'] != run:
-            raise config.InputError(f'{resume_state} belongs to a run with other data or settings; '
-                                    'resume with the same command, or train without --resume')
-        snapshot.restore(os.path.join(resume_dir, state['checkpoint'])).assert_existing_objects_matched()
-        print(f'resumed after epoch {state["epoch"]}: best acc {state["best"]:.4f}, '
-              f'{state["wait"]} epochs without improvement')
-    elif args.resume:
-        print(f'nothing to resume in {resume_dir}: starting from the beginning')
-    # max_to_keep=2: the state may name the older checkpoint.
-    manager = tf.train.CheckpointManager(snapshot, os.path.join(out_dir, path.RESUME_DIR), max_to_keep=2)
-    history = history_lib.History(os.path.join(out_dir, path.HISTORY_NAME), state['epoch'])
+    settings = {k: v for k, v in vars(cfg).items()
+                if k not in ('epochs', 'patience', 'strategy') + config.PRETRAINING_ONLY}
+    fingerprint = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
+    run = run_lib.Run(out_dir, fingerprint, {'model': classifier, 'optimizer': classifier.optimizer}, args.resume,
+                      history_lib.COLUMNS, metric='acc', read_dir=args.weights)
 
-    class Evaluator(keras.callbacks.Callback):
-        """Validation exact match with the EMA weights; saves the best of them; early stopping."""
+    def evaluate(model):
+        """Validation exact match with the EMA weights (left in place for save_best)."""
+        optimizer = model_lib.ema_optimizer(model)
+        optimizer.apply_ema_weights()
+        scores = predict.predict_scores(model, valid_ids, cfg.batch_size, progress=run_lib.interactive())
+        accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
+        encoder_lr, head_lr = history_lib.learning_rates(optimizer)
+        return accuracy, {'val_exact_match': accuracy, 'encoder_lr': encoder_lr, 'head_lr': head_lr}
 
-        def on_epoch_end(self, epoch, logs=None):
-            optimizer = model_lib.ema_optimizer(self.model)
-            optimizer.apply_ema_weights()
-            scores = predict.predict_scores(self.model, valid_ids, cfg.batch_size, progress=True)
-            accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
-            if accuracy > state['best']:
-                if state['best'] < 0:
-                    save_model_files(out_dir, cfg, labels, args.pretrained)
-                state.update(best=accuracy, wait=0)
-                path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), self.model.save_weights)
-            else:
-                state['wait'] += 1
-            optimizer.reset_old_weights()
-            logs['val_exact_match'] = accuracy
-            print(f'\nacc: {accuracy:.4f} best acc: {state["best"]:.4f}')
-            history.record(epoch + 1, logs, optimizer)  # before the state: a re-run epoch replaces its row
-            state.update(epoch=epoch + 1, checkpoint=os.path.basename(manager.save()), run=run)
-            path.write_json(os.path.join(out_dir, path.RESUME_DIR, path.RESUME_STATE_NAME), state)
-            if state['wait'] >= cfg.patience:
-                print(f'early stopping: {cfg.patience} epochs without improvement')
-                self.model.stop_training = True
+    def save_best(first):
+        if first:
+            save_model_files(out_dir, cfg, labels, args.pretrained)
+        path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), classifier.save_weights)
 
-    class TimeBudget(keras.callbacks.Callback):
-        """Ends training once `minutes` have passed; Keras still closes the epoch (so it is validated)."""
+    def training_weights_back():  # before the resume snapshot, which holds the training weights
+        model_lib.ema_optimizer(classifier).reset_old_weights()
 
-        def __init__(self, minutes):
-            super().__init__()
-            self.deadline = time.monotonic() + 60 * minutes
-
-        def on_train_batch_end(self, batch, logs=None):
-            if time.monotonic() > self.deadline and not self.model.stop_training:
-                print(f'\ntime budget of {args.time_budget:g} minutes reached: closing this epoch')
-                self.model.stop_training = True
-
-    if state['wait'] >= cfg.patience or state['epoch'] >= cfg.epochs:
+    if run.finished(cfg.epochs, cfg.patience):
         print('this run had already finished')
     else:
         train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                         first_epoch=state['epoch'], epochs=cfg.epochs)
-        callbacks = [Evaluator()]  # first: the others see its val_exact_match
+                                         first_epoch=run.epoch, epochs=cfg.epochs)
+        steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
+        # First: the others see its val_exact_match and the learning rates.
+        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget,
+                                  after_best=training_weights_back)
         if args.tensorboard:  # tf.summary event files; the tensorboard package is needed only to view them
             callbacks.append(keras.callbacks.TensorBoard(args.tensorboard, write_graph=False, profile_batch=0))
-        if args.time_budget:
-            callbacks.append(TimeBudget(args.time_budget))
-        classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=state['epoch'],
-                       steps_per_epoch=loader.batches_per_epoch(len(train_ids), cfg.batch_size),
-                       callbacks=callbacks, verbose=1)
+        classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
+                       callbacks=callbacks, verbose=0)
+    state = run.state
     best_weights = os.path.join(out_dir, path.WEIGHTS_NAME)
 
     thresholds_path = os.path.join(out_dir, path.THRESHOLDS_NAME)
