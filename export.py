@@ -63,7 +63,9 @@ def export(weights_dir, out_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    classifier = export(args.weights, args.out)
+    import run
+    with run.lock(args.weights):  # never export a folder a training run is writing
+        classifier = export(args.weights, args.out)
     threshold = classifier.threshold_json()
     threshold = f'per label, {path.THRESHOLDS_NAME}' if isinstance(threshold, dict) else threshold
     print(f'{args.out}: SavedModel, signature {SIGNATURE!r}: token_ids, segment_ids -> probabilities '

@@ -63,6 +63,26 @@ def read_samples(path):
     return samples
 
 
+def read_texts(path):
+    """The texts of a plain-text file, one per line (pretraining input); DataError names file:line."""
+    if not os.path.isfile(path):
+        raise DataError(f'{path}: no such file')
+    texts = []
+    with open(path, 'rb') as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                text = raw.decode('utf-8-sig' if number == 1 else 'utf-8').strip()
+            except UnicodeDecodeError as error:
+                raise DataError(f'{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start}); '
+                                'convert the file to UTF-8') from None
+            if not text:
+                raise DataError(f'{path}:{number}: empty line')
+            texts.append(text)
+    if not texts:
+        raise DataError(f'{path}: no texts in the file')
+    return texts
+
+
 def split_validation(samples, valid_ratio, seed):
     """(train, valid): a fixed-seed random share of the samples held out for early stopping."""
     order = list(range(len(samples)))

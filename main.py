@@ -1,5 +1,6 @@
 """One entry point for the suite:
 
+    python main.py pretrain [pretrain.py flags]
     python main.py train    [train.py flags]
     python main.py evaluate [evaluate.py flags]
     python main.py predict  [predict.py flags] "文本"
@@ -16,6 +17,7 @@ import importlib
 import config
 
 COMMANDS = {
+    'pretrain': 'masked-language-model pretraining on your texts, official checkpoint layout (pretrain.py)',
     'train': 'fine-tune RoFormer-v2 (train.py)',
     'evaluate': 'exact match and per-label report (evaluate.py)',
     'predict': 'labels of texts (predict.py)',

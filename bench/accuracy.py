@@ -5,15 +5,28 @@ LinearSVC, trained on the same split and scored on the same test file.
     python bench/accuracy.py                                   # 60-minute budget, small architecture
     python bench/accuracy.py --name cnn-focal --budget 15 -- --head cnn --loss focal
     python bench/accuracy.py --budget 0.5 --max-samples 400 --max-test 200 --out /tmp/a.json  # smoke run
+    python bench/accuracy.py --name l4h256_pretrain --pretrain "--layers 4 --hidden 256 --heads 4" -- --maxlen 64
+    python bench/accuracy.py --name low10_pretrain --labelled-fraction 0.1 --reuse-pretrained l4h256_pretrain -- ...
 
 Everything after `--` goes to train.py unchanged. Each run adds (or replaces) its system
 under --name in the JSON file, so ablations accumulate in one place; the peer is re-run
 every time (seconds). Besides the decision rule saved with the model, our model's test
 scores are also decided three other ways (one threshold without/with the top-1 fallback,
 the tuned per-label thresholds), which costs no training.
+
+--pretrain "FLAGS" first runs pretrain.py (on the training texts without the validation split)
+and fine-tunes from its checkpoint; the row's train_seconds then counts both. With
+--labelled-fraction F only a seeded share F of the training lines keeps its labels: train.py
+and the peer (row tfidf_linearsvc_<F%>) learn from that file alone, while --pretrain still
+reads all training texts (--reuse-pretrained NAME takes the checkpoint of an earlier
+--pretrain row, and its pretraining seconds). Every row records the process CPU seconds and
+the load average, since wall time on a shared machine says little alone.
 """
 import argparse
 import os
+import random
+import resource
+import shlex
 import sys
 import time
 
@@ -39,6 +52,12 @@ def parse_args(argv=None):
     parser.add_argument('--max-samples', type=int, help='use only the first N training lines (smoke runs)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
     parser.add_argument('--skip-ours', action='store_true', help='only run the peer')
+    parser.add_argument('--pretrain', metavar='"FLAGS"', help='run pretrain.py with these flags first and '
+                                                             'fine-tune from its checkpoint (WEIGHTS-pretrained)')
+    parser.add_argument('--reuse-pretrained', metavar='NAME', help='fine-tune from the checkpoint of the earlier '
+                                                                   '--pretrain row NAME (its seconds are counted)')
+    parser.add_argument('--labelled-fraction', type=float, help='keep the labels of only this seeded share of the '
+                                                                'training lines (low-resource rows)')
     parser.add_argument('--weights', help='where our model is saved (default: bench/weights/NAME)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     parser.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- then flags for train.py')
@@ -74,59 +93,124 @@ def run_peer(train_samples, test_samples, labels):
     return scores_of(loader.multi_hot(test_samples, labels), predictions, seconds)
 
 
-def run_ours(args, test_samples):
-    """Train with train.py under the time budget, then score the test file with the saved model."""
+def cpu_seconds():
+    """User + system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def labelled_share(train_file, fraction, out_dir):
+    """A file holding a seeded random `fraction` of train_file's lines, in file order."""
+    with open(train_file, encoding='utf-8') as f:
+        lines = f.read().splitlines()
+    keep = sorted(random.Random(42).sample(range(len(lines)), round(len(lines) * fraction)))
+    share = os.path.join(out_dir, f'labelled-{fraction:g}.txt')
+
+    def write(temporary):
+        with open(temporary, 'w', encoding='utf-8') as f:
+            f.writelines(lines[i] + '\n' for i in keep)
+    path.atomic_write(share, write)
+    return share
+
+
+def run_pretraining(args):
+    """pretrain.py on all training texts (never the test file) -> (checkpoint folder, facts for the row)."""
+    import pretrain
+    out = args.weights + '-pretrained'
+    flags = ['--train', args.corpus_train, '--out', out] + shlex.split(args.pretrain)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    best = pretrain.main(flags)
+    state = path.read_json(os.path.join(out, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    return out, {'pretrain_seconds': round(time.perf_counter() - start, 3),
+                 'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1),
+                 'pretrain_flags': shlex.split(args.pretrain), 'pretrain_epochs': state['epoch'],
+                 'pretrain_held_out_masked_accuracy': round(float(best), 4),
+                 'pretrained_dir': os.path.relpath(out, ROOT)}
+
+
+def widen(predictions, own_labels, labels):
+    """[n, len(own_labels)] 0/1 -> [n, len(labels)]: a label the model never saw is never predicted."""
+    import numpy as np
+    wide = np.zeros((len(predictions), len(labels)), dtype=predictions.dtype)
+    wide[:, [labels.index(label) for label in own_labels]] = predictions
+    return wide
+
+
+def run_ours(args, test_samples, labels, pretraining=None):
+    """Train with train.py under the time budget, then score the test file with the saved model.
+
+    pretraining: the facts of the pretraining run the checkpoint came from; its seconds count."""
     import loader
     import model as model_lib
     import predict
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights,
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
     seconds = time.perf_counter() - start
+    fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
+    if pretraining:
+        seconds += pretraining['pretrain_seconds']
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
 
     classifier = predict.Classifier(args.weights)
-    targets = loader.multi_hot(test_samples, classifier.labels)
+    targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
     scores = classifier.scores([s.text for s in test_samples], progress=True)
     single = classifier.meta['threshold']
     rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
              'per-label thresholds + top-1 fallback': (classifier.threshold, True)}
-    result = scores_of(targets, predict.decide(scores, classifier.threshold, classifier.top1_fallback), seconds)
-    result['decision_rules'] = {rule: scores_of(targets, predict.decide(scores, threshold, fallback), seconds)
+    decide = lambda threshold, fallback: widen(predict.decide(scores, threshold, fallback), classifier.labels, labels)
+    result = scores_of(targets, decide(classifier.threshold, classifier.top1_fallback), seconds)
+    result['decision_rules'] = {rule: scores_of(targets, decide(threshold, fallback), seconds)
                                 for rule, (threshold, fallback) in rules.items()}
     result.update(epochs_completed=state['epoch'], best_validation_exact_match=round(state['best'], 4),
                   settings=state['run']['config'], train_flags=args.train_flags,
                   pretrained=os.path.relpath(args.pretrained, ROOT),
-                  init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random')
+                  init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random',
+                  **fine_tune, **(pretraining or {}))
     return result
 
 
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+    args.train = args.corpus_train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
     for needed in (args.train, test_file):
         if not os.path.exists(needed):
             raise config.InputError(f'{needed}: missing; pass --data with the real corpus folder')
+    if args.labelled_fraction:
+        os.makedirs(os.path.dirname(args.weights), exist_ok=True)
+        args.train = labelled_share(args.corpus_train, args.labelled_fraction, os.path.dirname(args.weights))
     cfg = config.Config()  # the split below is the one train.py makes with its default seed and ratio
     samples = loader.read_samples(args.train)[:args.max_samples]
     train_samples, _ = loader.split_validation(samples, cfg.valid_ratio, cfg.seed)
     test_samples = loader.read_samples(test_file)[:args.max_test]
-    labels = loader.label_list(samples)
+    labels = loader.label_list(loader.read_samples(args.corpus_train))  # scored over all labels, also low-resource
     load_before = os.getloadavg()[0]
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
     common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
-    results['systems']['tfidf_linearsvc'] = {**run_peer(train_samples, test_samples, labels), **common}
+    peer = 'tfidf_linearsvc' + (f'_{100 * args.labelled_fraction:g}pct' if args.labelled_fraction else '')
+    results['systems'][peer] = {**run_peer(train_samples, test_samples, labels), **common}
     if not args.skip_ours:
-        results['systems'][args.name] = {**run_ours(args, test_samples), **common,
+        pretraining = None
+        if args.pretrain:
+            args.pretrained, pretraining = run_pretraining(args)
+        elif args.reuse_pretrained:
+            earlier = results['systems'][args.reuse_pretrained]
+            pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain')}
+            args.pretrained = os.path.join(ROOT, earlier['pretrained_dir'])
+        results['systems'][args.name] = {**run_ours(args, test_samples, labels, pretraining), **common,
                                          'load_average_before_and_after': [round(load_before, 2),
-                                                                           round(os.getloadavg()[0], 2)]}
+                                                                           round(os.getloadavg()[0], 2)],
+                                         'load_average_1_5_15_after': [round(x, 2) for x in os.getloadavg()]}
+    ours = {name: results['systems'][name] for name in (peer, None if args.skip_ours else args.name) if name}
+    results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
+    results['systems'].update(ours)  # re-read: another bench run may have written its row meanwhile
     path.write_json(args.out, results)
 
     print(f'\n{"system":<46}{"exact":>7}{"micro":>7}{"macro":>7}{"samples":>8}{"train s":>9}')

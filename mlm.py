@@ -1,0 +1,151 @@
+"""The masked language model of pretrain.py: dynamic masking, the MLM model, its optimizer,
+and writing its encoder as an official-layout checkpoint.
+
+Masking (Devlin et al., 2019): each batch draws `mask_rate` of its maskable tokens (not
+[PAD]/[CLS]/[SEP] or any other [bracketed] token); of those 80% become [MASK], 10% a random
+ordinary token, 10% stay. The draw is a pure function of (seed, batch number), so a resumed
+run masks exactly as an unbroken one would.
+"""
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+import compat
+import loader
+from compat import keras, tf
+from bert4keras.models import build_transformer_model
+
+HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 'lr')
+
+
+class Masker:
+    """Token-id batches -> ((masked ids, segment ids), targets); a target is 0 where nothing is predicted."""
+
+    def __init__(self, tokenizer, vocab_size, mask_rate):
+        tokens = [tokenizer.id_to_token(i) for i in range(vocab_size)]
+        special = np.array([t.startswith('[') and t.endswith(']') for t in tokens])
+        self.maskable = tf.constant(~special)
+        self.replacements = tf.constant(np.flatnonzero(~special), tf.int32)  # random tokens are ordinary ones
+        self.mask_id = tokenizer._token_mask_id
+        self.mask_rate = mask_rate
+
+    def mask(self, token_ids, seed):
+        """token_ids [batch, length] int32, seed [2] int64 -> (masked ids, targets)."""
+        choose, action, pick = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        shape = tf.shape(token_ids)
+        chosen = tf.gather(self.maskable, token_ids) & (tf.random.stateless_uniform(shape, choose) < self.mask_rate)
+        roll = tf.random.stateless_uniform(shape, action)
+        random_tokens = tf.gather(self.replacements, tf.random.stateless_uniform(
+            shape, pick, maxval=tf.size(self.replacements), dtype=tf.int32))
+        masked = tf.where(chosen & (roll < 0.8), self.mask_id, token_ids)
+        masked = tf.where(chosen & (roll >= 0.8) & (roll < 0.9), random_tokens, masked)
+        return masked, tf.where(chosen, token_ids, 0)
+
+    def batches(self, token_ids, batch_size, seed, shuffle=False, first_epoch=0, epochs=1):
+        """loader.make_dataset's batches (padded to their own length), masked; batch n uses seed (seed, n)."""
+        steps = loader.batches_per_epoch(len(token_ids), batch_size)
+        no_targets = np.zeros((len(token_ids), 0), 'float32')
+        data = loader.make_dataset(token_ids, no_targets, batch_size, shuffle=shuffle, seed=seed,
+                                   first_epoch=first_epoch, epochs=epochs)
+
+        def mask(number, batch):
+            (ids, segments), _ = batch
+            masked, targets = self.mask(ids, tf.stack([tf.constant(seed, tf.int64), number]))
+            return (masked, segments), targets
+        return data.enumerate(start=first_epoch * steps).map(mask).prefetch(tf.data.AUTOTUNE)
+
+
+class MaskedLanguageModel(keras.Model):
+    """The encoder + bert4keras' RoFormer-v2 MLM head (dropout, then Embedding-Token in 'dense'
+    mode: the transposed, tied token table), on the masked positions only."""
+
+    def __init__(self, encoder, dropout):
+        super().__init__(name='roformer_v2_mlm')
+        self.encoder = encoder
+        self.head_dropout = keras.layers.Dropout(dropout)
+        self.loss_tracker = keras.metrics.Mean(name='loss')
+        self.accuracy_tracker = keras.metrics.Mean(name='masked_acc')
+
+    def call(self, inputs, training=False):
+        return self.encoder(inputs, training=training)
+
+    def _scores(self, data, training):
+        inputs, targets = data
+        hidden = self.encoder(inputs, training=training)
+        positions = tf.where(targets > 0)
+        hidden = self.head_dropout(tf.gather_nd(hidden, positions), training=training)
+        logits = tf.cast(self.encoder.get_layer('Embedding-Token')(hidden, mode='dense'), tf.float32)
+        targets = tf.gather_nd(targets, positions)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets), tf.float32)
+        return loss, correct
+
+    def _track(self, loss, correct):
+        count = tf.cast(tf.size(correct), tf.float32)
+        self.loss_tracker.update_state(loss, sample_weight=count)  # means over masked tokens, not batches
+        self.accuracy_tracker.update_state(tf.reduce_mean(correct), sample_weight=count)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, correct = self._scores(data, training=True)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return self._track(loss, correct)
+
+    def test_step(self, data):
+        return self._track(*self._scores(data, training=False))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> peak over `warmup_steps`, then linearly down to 0 at `total_steps`."""
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak, self.warmup_steps, self.total_steps = peak, max(1, warmup_steps), max(1, total_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        rising = self.peak * step / self.warmup_steps
+        falling = self.peak * tf.maximum(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
+        return tf.where(step < self.warmup_steps, rising, falling)
+
+    def get_config(self):
+        return {'peak': self.peak, 'warmup_steps': self.warmup_steps, 'total_steps': self.total_steps}
+
+
+def build(bert_config, checkpoint, cfg, total_steps):
+    """(bert4keras Transformer, compiled MaskedLanguageModel) of a bert_config.json dict."""
+    transformer = build_transformer_model(None, checkpoint, model='roformer_v2', return_keras_model=False,
+                                          **{**bert_config, 'dropout_rate': cfg.mlm_dropout,
+                                             'attention_dropout_rate': cfg.mlm_dropout})
+    model = MaskedLanguageModel(transformer.model, cfg.mlm_dropout)
+    model.schedule = schedule = WarmupLinearDecay(cfg.mlm_lr, int(cfg.warmup * total_steps), total_steps)
+    # Gradient clipping: a random-init Transformer's early steps can be large.
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, beta_2=0.98,
+                                                   global_clipnorm=1.0))
+    return transformer, model
+
+
+def write_checkpoint(transformer, prefix):
+    """The encoder's weights as an official-layout checkpoint at `prefix` (.index, .data-*, .meta).
+
+    Written in a hidden temporary folder beside it, then renamed into place, the index last:
+    a run killed mid-write leaves the previous checkpoint whole, and the temporary folder is
+    the litter run.clean_litter removes at the next start.
+    """
+    import model as model_lib
+    folder, name = os.path.split(prefix)
+    temporary = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
+    try:
+        compat.write_checkpoint(model_lib.checkpoint_values(transformer), os.path.join(temporary, name))
+        for part in sorted(os.listdir(temporary), key=lambda p: p.endswith('.index')):
+            if part.startswith(name + '.'):
+                os.replace(os.path.join(temporary, part), os.path.join(folder, part))
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

@@ -1,0 +1,181 @@
+"""Masked-language-model (MLM) pretraining of RoFormer-v2 on your own texts.
+
+    python pretrain.py                                     # bundled sample -> pretrained/self/
+    python pretrain.py --data ../shared/data --out pretrained/self-small --maxlen 64 --epochs 12
+    python pretrain.py --texts more.txt --plain --init pretrained/self-small --out pretrained/self-small-2
+    python train.py --pretrained pretrained/self-small ...  # fine-tune from it
+    python pretrain.py --help
+
+The output folder has exactly the layout of the official releases: bert_config.json,
+vocab.txt and bert_model.ckpt.{index,data-00000-of-00001,meta} with the official variable
+names, so `train.py --pretrained DIR` loads it through the same code as the official
+checkpoints. Pretraining on the task's own texts recovers much of what downloaded weights
+give (Krishna et al., ACL 2023); continuing an official checkpoint with --init is
+domain-adaptive pretraining (Gururangan et al., ACL 2020).
+
+Input: labelled files (`label1|label2 text`: the texts are used, the labels ignored) or,
+with --plain, one text per line. By default the training file, without the validation split
+train.py holds out with the same --valid-ratio and --seed: fine-tuning's early stopping then
+scores texts pretraining never saw. The test file is never read. From every input file the
+same share is held out to measure masked-token accuracy after each epoch; the checkpoint of
+the best epoch is the one kept.
+
+Masking is dynamic: every batch draws its own 15% of tokens (80% [MASK], 10% a random token,
+10% unchanged), a pure function of (seed, step), so a resumed run sees the same masks.
+Batches are padded to their own longest text. AdamW with a linear warm-up and a linear
+decay to 0 at the last planned step (--epochs x batches per epoch). The MLM head is
+bert4keras' RoFormer-v2 one (`with_mlm`): dropout, then the transposed token-embedding
+table (tied, no extra variables), applied here to the masked positions only, which skips
+the 12000-way softmax at the 85% of positions without a target.
+"""
+import argparse
+import os
+import shutil
+
+import config
+import path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
+                                                 'folder in the official checkpoint layout.')
+    parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
+    parser.add_argument('--train', nargs='+', metavar='FILE',
+                        help='labelled files whose texts are used (default: data/multi-classification-train.txt '
+                             'if present, else the bundled data/sample-train.txt)')
+    parser.add_argument('--texts', nargs='+', metavar='FILE', help='plain-text files, one text per line '
+                                                                   '(instead of the labelled training file)')
+    parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, help='output folder (default: %(default)s)')
+    parser.add_argument('--init', metavar='DIR', help='continue pretraining this checkpoint folder (its '
+                                                      'architecture and vocabulary) instead of random weights')
+    parser.add_argument('--layers', type=int, help='encoder layers (default: those of --model-size)')
+    parser.add_argument('--hidden', type=int, help='hidden size; the feed-forward size is 4x (default: --model-size)')
+    parser.add_argument('--heads', type=int, help='attention heads (default: those of --model-size)')
+    parser.add_argument('--max-samples', type=int, help='use only the first N lines of each file (quick runs)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
+    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+                        help='stop after this many minutes: the epoch under way ends early and is scored '
+                             '(the learning-rate decay is still planned over --epochs)')
+    config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
+                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'seed', 'precision')
+    parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
+    args = parser.parse_args(argv)
+    if args.init and (args.layers or args.hidden or args.heads):
+        parser.error('--init takes the architecture of its checkpoint: drop --layers/--hidden/--heads')
+    if args.data and not args.train:
+        args.train = [os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))]
+    if not args.train and not args.texts:
+        args.train = [path.default_train_file()]
+    args.train, args.texts = args.train or [], args.texts or []
+    return args
+
+
+def architecture(args):
+    """(bert_config dict, vocab path, checkpoint prefix or None) of the model to pretrain."""
+    import model as model_lib
+    source = args.init or path.pretrained_dir(args.model_size)
+    model_lib.check_pretrained(source)
+    bert_config = path.read_json(os.path.join(source, path.CONFIG_NAME))
+    checkpoint = None
+    if args.init:
+        checkpoint = model_lib.find_checkpoint(args.init)
+        if checkpoint is None:
+            raise config.InputError(f'{args.init}: no {path.CHECKPOINT_NAME}.* to continue from')
+    if args.layers:
+        bert_config['num_hidden_layers'] = args.layers
+    if args.hidden:
+        bert_config.update(hidden_size=args.hidden, intermediate_size=4 * args.hidden)
+    if args.heads:
+        bert_config['num_attention_heads'] = args.heads
+    if bert_config['hidden_size'] % bert_config['num_attention_heads']:
+        raise config.InputError(f'--hidden {bert_config["hidden_size"]} is not a multiple of '
+                                f'--heads {bert_config["num_attention_heads"]}')
+    return bert_config, os.path.join(source, path.VOCAB_NAME), checkpoint
+
+
+def read_inputs(args, cfg):
+    """(pretraining texts, held-out texts): from each file, the share train.py validates on is held out."""
+    import loader
+    texts, held_out = [], []
+    for file_name, plain in [(f, False) for f in args.train] + [(f, True) for f in args.texts]:
+        file_texts = loader.read_texts(file_name) if plain else [s.text for s in loader.read_samples(file_name)]
+        # split_validation draws by position only, so this is train.py's split of a labelled file.
+        kept, held = loader.split_validation(file_texts[:args.max_samples], cfg.valid_ratio, cfg.seed)
+        texts += kept
+        held_out += held
+    return texts, held_out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = config.from_args(args)
+    import run as run_lib
+    with run_lib.lock(args.out):  # one run per folder, released even by kill -9
+        run_lib.clean_litter(args.out)
+        return pretrain(args, cfg)
+
+
+def pretrain(args, cfg):
+    import numpy as np
+
+    import loader
+    import mlm
+    import run as run_lib
+    import scale
+    from compat import keras
+
+    scale.set_precision(cfg.precision)
+    keras.utils.set_random_seed(cfg.seed)
+    bert_config, vocab_path, checkpoint = architecture(args)
+    texts, held_out = read_inputs(args, cfg)
+    inputs = ', '.join(args.train + [f'{f} (plain)' for f in args.texts])
+    print(f'texts: {inputs}: {len(texts)} to pretrain on, {len(held_out)} held out')
+    print(f'architecture: {bert_config["num_hidden_layers"]} layers, hidden {bert_config["hidden_size"]}, '
+          f'{bert_config["num_attention_heads"]} heads, vocabulary {bert_config["vocab_size"]} ({vocab_path}); '
+          + (f'continuing {checkpoint}' if checkpoint else 'random initialisation'))
+
+    tokenizer = loader.load_tokenizer(vocab_path)
+    train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, run_lib.interactive())
+    held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, run_lib.interactive())
+    steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
+
+    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate)
+    transformer, model = mlm.build(bert_config, checkpoint, cfg, total_steps=cfg.epochs * steps)
+
+    fingerprint = {'train': [os.path.abspath(f) for f in args.train], 'texts': [os.path.abspath(f) for f in args.texts],
+                   'max_samples': args.max_samples, 'architecture': bert_config,
+                   'vocab': os.path.abspath(vocab_path), 'init': args.init and os.path.abspath(args.init),
+                   'config': {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience')}}
+    run = run_lib.Run(args.out, fingerprint, {'model': model, 'optimizer': model.optimizer}, args.resume,
+                      mlm.HISTORY_COLUMNS, metric='held-out acc')
+    held_out_data = masker.batches(held_out_ids, cfg.batch_size, cfg.seed + 1)  # the same masks every epoch
+
+    def evaluate(model):
+        scores = model.evaluate(held_out_data, verbose=0, return_dict=True)
+        lr = float(model.schedule(model.optimizer.iterations))  # the rate of the last step
+        return scores['masked_acc'], {'val_loss': scores['loss'], 'val_masked_acc': scores['masked_acc'],
+                                      'lr': float(f'{lr:.7g}')}
+
+    def save_best(first):
+        if first:  # the architecture and vocabulary of the checkpoint beside it
+            path.write_json(os.path.join(args.out, path.CONFIG_NAME), bert_config)
+            path.atomic_write(os.path.join(args.out, path.VOCAB_NAME),
+                              lambda temporary: shutil.copyfile(vocab_path, temporary))
+        mlm.write_checkpoint(transformer, os.path.join(args.out, path.CHECKPOINT_NAME))
+
+    if run.finished(cfg.epochs, cfg.patience):
+        print('this run had already finished')
+    else:
+        train_data = masker.batches(train_ids, cfg.batch_size, cfg.seed, shuffle=True,
+                                    first_epoch=run.epoch, epochs=cfg.epochs)
+        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget)
+        model.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=0)
+    print(f'pretrained checkpoint: {args.out} (held-out masked-token accuracy {run.best:.4f}); '
+          f'fine-tune with: python train.py --pretrained {args.out}')
+    return np.float64(run.best)
+
+
+if __name__ == '__main__':
+    config.run_main(main)
