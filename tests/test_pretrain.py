@@ -1,0 +1,137 @@
+"""pretrain.py: MLM pretraining writes an official-layout checkpoint that train.py loads; the loss
+falls; a killed run resumes; bad input is reported by file and line."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import history
+import path
+from conftest import ROOT
+
+FAST = ['--maxlen', '32', '--batch-size', '16']
+
+
+def completed_epochs(folder):
+    state_file = os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME)
+    return path.read_json(state_file)['epoch'] if os.path.exists(state_file) else 0
+
+
+@pytest.fixture(scope='module')
+def self_pretrained(tmp_path_factory):
+    """A 2-epoch pretraining from random weights (1 layer, hidden 32, the official vocabulary) on the sample."""
+    import pretrain
+    out = str(tmp_path_factory.mktemp('self') / 'pretrained')
+    best = pretrain.main(['--out', out, '--layers', '1', '--hidden', '32', '--heads', '2', '--epochs', '2',
+                          '--max-samples', '120', *FAST])
+    return out, best
+
+
+def test_pretraining_writes_the_official_layout_and_its_history(self_pretrained):
+    out, best = self_pretrained
+    for name in (path.CONFIG_NAME, path.VOCAB_NAME, path.CHECKPOINT_NAME + '.index',
+                 path.CHECKPOINT_NAME + '.data-00000-of-00001', path.CHECKPOINT_NAME + '.meta'):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    bert_config = path.read_json(os.path.join(out, path.CONFIG_NAME))
+    assert (bert_config['num_hidden_layers'], bert_config['hidden_size'], bert_config['intermediate_size'],
+            bert_config['num_attention_heads'], bert_config['vocab_size']) == (1, 32, 128, 2, 12000)
+    import tensorflow as tf
+    names = {name for name, _ in tf.train.list_variables(os.path.join(out, path.CHECKPOINT_NAME))}
+    assert {'bert/embeddings/word_embeddings', 'bert/embeddings/token_type_embeddings',
+            'bert/encoder/layer_0/attention/self/query/kernel',
+            'bert/encoder/layer_0/intermediate/dense/kernel'} <= names
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert [row['epoch'] for row in rows] == [1, 2]
+    assert set(rows[0]) == {'epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 'lr'}
+    assert max(row['val_masked_acc'] for row in rows) == pytest.approx(best)
+    assert not [name for name in os.listdir(out) if name.startswith('.')]  # no temporary or lock left
+
+
+def test_the_written_checkpoint_loads_through_train_py_bit_identical(self_pretrained, tmp_path):
+    import compat
+    import mlm
+    import model as model_lib
+    import tensorflow as tf
+    out, _ = self_pretrained
+    checkpoint = model_lib.find_checkpoint(out)
+    stored = {name: tf.train.load_variable(checkpoint, name) for name, _ in tf.train.list_variables(checkpoint)}
+    # train.py's road: check_pretrained, find_checkpoint, build_classifier.
+    model_lib.check_pretrained(out)
+    classifier = model_lib.build_classifier(os.path.join(out, path.CONFIG_NAME), 3, checkpoint)
+    table = classifier.get_layer('Embedding-Token').get_weights()[0]
+    assert np.array_equal(table, stored['bert/embeddings/word_embeddings'])
+    kernel = classifier.get_layer('Transformer-0-FeedForward').get_weights()[0]
+    assert np.array_equal(kernel, stored['bert/encoder/layer_0/intermediate/dense/kernel'])
+    # And the other way: what mlm.write_checkpoint writes is exactly the model's values.
+    encoder = model_lib.build_encoder(os.path.join(out, path.CONFIG_NAME), checkpoint)
+    values = model_lib.checkpoint_values(encoder)
+    assert set(values) == set(stored)
+    mlm.write_checkpoint(encoder, str(tmp_path / path.CHECKPOINT_NAME))
+    for name, value in values.items():
+        assert np.array_equal(tf.train.load_variable(str(tmp_path / path.CHECKPOINT_NAME), name), value), name
+        assert np.array_equal(value, stored[name]), name
+    assert compat  # tf-keras before TensorFlow
+
+
+def test_train_py_fine_tunes_from_the_pretrained_folder(self_pretrained, tmp_path):
+    out, _ = self_pretrained
+    result = subprocess.run([sys.executable, 'train.py', '--pretrained', out, '--weights', str(tmp_path / 'w'),
+                             '--epochs', '1', '--max-samples', '60', *FAST],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'RANDOM weights' not in result.stderr  # the checkpoint was loaded
+    assert ' best acc: ' in result.stdout
+
+
+def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path):
+    import loader
+    import pretrain
+    texts = [s.text[:24] for s in loader.read_samples(path.SAMPLE_TRAIN)[:4]]
+    corpus = tmp_path / 'repeated.txt'
+    corpus.write_text('\n'.join(texts * 60) + '\n', encoding='utf-8')
+    out = str(tmp_path / 'out')
+    pretrain.main(['--texts', str(corpus), '--init', tiny_pretrained, '--out', out, '--epochs', '16',
+                   '--mlm-lr', '5e-3', '--warmup', '0.1', '--patience', '50', '--maxlen', '32', '--batch-size', '8'])
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert rows[-1]['loss'] < 0.4 * rows[0]['loss']  # measured: 6.66 -> 1.66
+    assert rows[-1]['val_loss'] < 0.5 * rows[0]['val_loss']  # the held-out copies of the same texts
+    assert rows[-1]['val_masked_acc'] > rows[0]['val_masked_acc'] + 0.3  # measured: 0.03 -> 0.65
+
+
+def test_a_killed_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
+    out = str(tmp_path / 'out')
+    epochs = 6
+    command = [sys.executable, 'pretrain.py', '--init', tiny_pretrained, '--out', out, '--epochs', str(epochs),
+               '--patience', '50', '--max-samples', '120', '--maxlen', '32', '--batch-size', '4']
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while completed_epochs(out) < 2 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert first.poll() is None, 'pretraining ended before it could be killed'
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = completed_epochs(out)
+    assert 2 <= killed_at < epochs
+
+    result = subprocess.run(command + ['--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'resumed after epoch {killed_at}' in result.stdout
+    assert result.stdout.count('best held-out acc:') == epochs - killed_at
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert [row['epoch'] for row in rows] == list(range(1, epochs + 1))
+    assert rows[-1]['lr'] == 0.0  # the schedule went on from the restored step count to its planned end
+    assert not [name for name in os.listdir(out) if name.startswith('.')]
+
+
+def test_bad_input_names_the_file_and_line(tmp_path):
+    bad = tmp_path / 'texts.txt'
+    bad.write_text('第一句话\n\n第三句话\n', encoding='utf-8')
+    result = subprocess.run([sys.executable, 'pretrain.py', '--texts', str(bad), '--out', str(tmp_path / 'o')],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f'error: {bad}:2: empty line'
