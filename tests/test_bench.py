@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 import path
 from conftest import ROOT
 
@@ -36,6 +38,26 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert systems['tfidf_linearsvc']['exact_match'] > 0.3  # the peer learns the sample in a blink
     assert systems['tiny']['init'] == 'checkpoint' and systems['tiny']['epochs_completed'] == 1
     assert len(systems['tiny']['decision_rules']) == 3
+
+
+def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
+    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    out = tmp_path / 'accuracy.json'
+    run_bench('accuracy.py', '--data', str(data), '--budget', '5', '--name', 'tiny_pretrain', '--labelled-fraction', '0.5',
+              '--pretrain', f'--init {tiny_pretrained} --epochs 1 --max-samples 60 --maxlen 32 --batch-size 16',
+              '--weights', str(tmp_path / 'weights' / 'tiny_pretrain'), '--out', str(out),
+              '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
+    systems = json.loads(out.read_text())['systems']
+    assert set(systems) == {'tfidf_linearsvc_50pct', 'tiny_pretrain'}
+    row = systems['tiny_pretrain']
+    assert row['train_samples'] == systems['tfidf_linearsvc_50pct']['train_samples'] == 164  # 10% of 182 validate
+    assert row['init'] == 'checkpoint' and row['pretrain_epochs'] == 1
+    assert row['train_seconds'] == pytest.approx(row['pretrain_seconds'] + row['fine_tune_seconds'], abs=0.01)
+    assert row['pretrain_cpu_seconds'] > 0 and len(row['load_average_1_5_15_after']) == 3
+    assert 0.0 <= row['exact_match'] <= 1.0
 
 
 def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretrained, tmp_path):
