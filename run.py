@@ -57,7 +57,8 @@ def lock(folder):
     try:
         yield
     finally:
-        os.remove(lock_path)  # still locked while removed, so no other run can hold this file
+        with contextlib.suppress(FileNotFoundError):  # gone with its folder (a worker's temporary output)
+            os.remove(lock_path)  # still locked while removed, so no other run can hold this file
         handle.close()
 
 
