@@ -202,7 +202,7 @@ def main(argv=None):
             args.pretrained, pretraining = run_pretraining(args)
         elif args.reuse_pretrained:
             earlier = results['systems'][args.reuse_pretrained]
-            pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain')}
+            pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain_') or k == 'pretrained_dir'}
             args.pretrained = os.path.join(ROOT, earlier['pretrained_dir'])
         results['systems'][args.name] = {**run_ours(args, test_samples, labels, pretraining), **common,
                                          'load_average_before_and_after': [round(load_before, 2),
