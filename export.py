@@ -15,8 +15,8 @@ Two signatures:
   with --long-text chunk read as overlapping windows whose scores are max-pooled per text.
 
 The model computes in the precision that --precision picks (auto: bfloat16 where the machine
-has it, as predict.py decides; `int8` writes the SavedModel in float32 and the int8 ONNX
-model beside it, model.int8.onnx, same inputs and output). Beside the SavedModel, the folder
+has it, as predict.py decides; `int8` writes the SavedModel in float32 and the int8 TFLite
+model beside it, model.int8.tflite, same inputs and output). Beside the SavedModel, the folder
 holds what a client needs to decide: labels.json, model.json (maxlen, threshold,
 top1_fallback, and the export's precision, long_text and stride), thresholds.json (when
 training tuned one threshold per label) and vocab.txt. In Python:
@@ -33,7 +33,7 @@ import path
 
 SIGNATURE = 'serving_default'
 TEXT_SIGNATURE = 'text'
-INT8_NAME = 'model.int8.onnx'
+INT8_NAME = 'model.int8.tflite'
 
 
 def parse_args(argv=None):
@@ -97,7 +97,8 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
                 stride=stride)
     path.write_json(os.path.join(out_dir, path.META_NAME), meta)
     if precision == 'int8':
-        predict.write_int8_model(model, os.path.join(out_dir, INT8_NAME))
+        with open(os.path.join(out_dir, INT8_NAME), 'wb') as f:
+            f.write(predict.int8_model(model))
     return classifier
 
 
@@ -111,7 +112,7 @@ def main(argv=None):
           + (f', stride {args.stride}' if args.long_text == 'chunk' else '')
           + f'; {len(classifier.labels)} labels, threshold {threshold})')
     if args.inference_precision == 'int8':
-        print(f'{os.path.join(args.out, INT8_NAME)}: int8 ONNX model, token_ids, segment_ids -> probabilities')
+        print(f'{os.path.join(args.out, INT8_NAME)}: int8 TFLite model, token_ids, segment_ids -> probabilities')
 
 
 if __name__ == '__main__':

@@ -105,7 +105,7 @@ def _scoring_function(model):
 
 
 PRECISIONS = ('float32', 'bfloat16', 'int8')
-# Keras' dtype policy of each precision run by TensorFlow (int8 runs in ONNX Runtime from float32).
+# Keras' dtype policy of each precision (int8 is converted to TFLite from the float32 model).
 POLICIES = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16', 'int8': 'float32'}
 
 
@@ -152,40 +152,48 @@ def dtype_policy(name):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def write_int8_model(model, out_path):
-    """Write the Keras `model` as an int8 ONNX model: tf2onnx converts the graph, ONNX Runtime's
-    dynamic quantization stores the weights of every MatMul in int8 and quantizes the activations
-    batch by batch at run time (no calibration data needed). Inputs token_ids and segment_ids,
-    output the scores, as the SavedModel's serving_default."""
-    import tempfile
+def int8_model(model):
+    """The Keras `model` as a TFLite model with dynamic-range int8 quantization (TensorFlow's own
+    converter): the weights of every matrix multiply stored in int8, the activations quantized
+    per batch at run time, no calibration data. Builtin TFLite ops only (compat.py, fix 5).
+    Inputs token_ids and segment_ids, output the scores, as the SavedModel's serving_default."""
+    import compat
     import tensorflow as tf
-    import tf2onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     spec = [tf.TensorSpec([None, None], tf.int32, name='token_ids'),
             tf.TensorSpec([None, None], tf.int32, name='segment_ids')]
     function = tf.function(lambda token_ids, segment_ids: model([token_ids, segment_ids], training=False),
                            input_signature=spec)
-    with tempfile.TemporaryDirectory() as folder:
-        float_path = os.path.join(folder, 'model.onnx')
-        tf2onnx.convert.from_function(function, input_signature=spec, opset=17, output_path=float_path)
-        quantize_dynamic(float_path, out_path, weight_type=QuantType.QInt8)
+    with compat.tflite_friendly_align():
+        concrete = function.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
 
 
 class Int8Model:
-    """A Keras model run in int8 by ONNX Runtime; called like the scoring function:
-    (token_ids, segment_ids) -> scores."""
+    """A Keras model run in int8 by the TFLite interpreter; called like the scoring function:
+    (token_ids, segment_ids) -> scores. Not thread-safe: one caller at a time (serve.py scores
+    on one worker thread)."""
 
     def __init__(self, model):
-        import tempfile
-        import onnxruntime
+        import tensorflow as tf
         self.output_shape = model.output_shape
-        with tempfile.TemporaryDirectory() as folder:
-            onnx_path = os.path.join(folder, 'model.int8.onnx')
-            write_int8_model(model, onnx_path)
-            self.session = onnxruntime.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+        self.interpreter = tf.lite.Interpreter(model_content=int8_model(model), num_threads=os.cpu_count())
+        details = self.interpreter.get_input_details()
+        self.inputs = [next(d['index'] for d in details if name in d['name']) for name in ('token_ids', 'segment_ids')]
+        self.output = self.interpreter.get_output_details()[0]['index']
+        self.shape = None
 
     def __call__(self, token_ids, segment_ids):
-        return self.session.run(None, {'token_ids': token_ids, 'segment_ids': segment_ids})[0]
+        if token_ids.shape != self.shape:  # the interpreter's buffers are sized per input shape
+            for index in self.inputs:
+                self.interpreter.resize_tensor_input(index, token_ids.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = token_ids.shape
+        for index, value in zip(self.inputs, (token_ids, segment_ids)):
+            self.interpreter.set_tensor(index, value)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
 
 
 def vocab_hash(vocab_path):
@@ -196,7 +204,7 @@ def vocab_hash(vocab_path):
 class Classifier:
     """A trained model loaded once from a weights folder (see path.py for its files), computing
     in `precision` (auto, float32, bfloat16 or int8; `self.precision` says which one auto chose).
-    `self.model` is the Keras model; `self.engine` scores: the model, or its int8 ONNX Runtime copy."""
+    `self.model` is the Keras model; `self.engine` scores: the model, or its int8 TFLite copy."""
 
     def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None, precision='float32'):
         import loader
