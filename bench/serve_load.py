@@ -121,7 +121,7 @@ def run_load(url, texts, expected, requests=1000, concurrency=8, tolerance=1e-4)
     """Send `requests` requests over `concurrency` connections at once; check each 200 against
     `expected` ({text: (labels, {label: score})}) and each 503 for a Retry-After."""
     port = int(url.rsplit(':', 1)[1])
-    accepted, counts, wrong = [], {'200': 0, '503': 0, 'other': 0}, []
+    accepted, counts, wrong = [], {'200': 0, '503': 0, 'other': 0, 'texts': 0}, []
     next_request = iter(range(requests))
 
     def right(text, answer):
@@ -148,6 +148,7 @@ def run_load(url, texts, expected, requests=1000, concurrency=8, tolerance=1e-4)
                 answer = json.loads(data)
                 results = answer['results'] if len(batch) > 1 else [answer]
                 counts['200'] += 1
+                counts['texts'] += len(batch)
                 accepted.append(elapsed)
                 if len(results) != len(batch) or not all(map(right, batch, results)):
                     wrong.append((i, status, answer))
@@ -171,9 +172,14 @@ def run_load(url, texts, expected, requests=1000, concurrency=8, tolerance=1e-4)
     wrong_answers = sum(1 for w in wrong if w[1] == 200)
     return {
         'concurrency': concurrency, 'requests': requests, 'status_200': counts['200'], 'status_503': counts['503'],
-        'status_other': counts['other'], 'wrong': wrong_answers, 'unanswered': requests - sum(counts.values()),
+        'status_other': counts['other'], 'wrong': wrong_answers,
+        'unanswered': requests - counts['200'] - counts['503'] - counts['other'],
         'first_problems': wrong[:3], 'seconds': round(seconds, 3),
-        'requests_per_s': round(counts['200'] / seconds, 1),
+        'requests_per_s': round(counts['200'] / seconds, 1), 'texts_per_s': round(counts['texts'] / seconds, 1),
+        # The time the server takes to score a full queue at this level's speed: the goal is
+        # a p99 of accepted requests within about twice that.
+        'full_queue_drain_ms': round(1000 * health['max_queue'] / (counts['texts'] / seconds), 1)
+        if counts['texts'] else None,
         'p50_ms': round(1000 * percentile(accepted, 0.50), 1) if accepted else None,
         'p99_ms': round(1000 * percentile(accepted, 0.99), 1) if accepted else None,
         'model_batches': health['batches'], 'server_requests': health['requests'],
@@ -240,11 +246,12 @@ def main(argv=None):
     path.write_json(args.out, result)
     print(f'{result["model"]}, precision {result["precision"]}, --max-queue {result["max_queue"]}, '
           f'{result["machine"]}, load average {result["load_average"][0]:.1f}')
-    print('| clients | requests | 200 | 503 | other | wrong | req/s (200) | p50 ms | p99 ms | peak RSS MiB |\n'
-          '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    print('| clients | requests | 200 | 503 | other | wrong | req/s (200) | p50 ms | p99 ms | full-queue drain ms '
+          '| peak RSS MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for n in result['levels']:
         print(f'| {n["concurrency"]} | {n["requests"]} | {n["status_200"]} | {n["status_503"]} | {n["status_other"]} | '
-              f'{n["wrong"]} | {n["requests_per_s"]} | {n["p50_ms"]} | {n["p99_ms"]} | {n["peak_rss_mb"]:.0f} |')
+              f'{n["wrong"]} | {n["requests_per_s"]} | {n["p50_ms"]} | {n["p99_ms"]} | {n["full_queue_drain_ms"]} | '
+              f'{n["peak_rss_mb"]:.0f} |')
     print(f'results: {args.out}')
 
 
