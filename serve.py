@@ -117,7 +117,7 @@ class Batcher:
         return answer
 
     async def next_request(self, timeout=None):
-        """The next (texts, future) still awaited, taken off the queue (None at the timeout)."""
+        """The next (texts, future) still awaited, taken off the queue; TimeoutError after `timeout` s."""
         while True:
             texts, future = await (self.queue.get() if timeout is None else asyncio.wait_for(self.queue.get(), timeout))
             self.queued -= len(texts)
