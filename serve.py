@@ -1,6 +1,7 @@
 """Serve a trained model over HTTP: JSON in, labels and scores out (FastAPI + uvicorn).
 
     python serve.py                                   # weights/, http://127.0.0.1:8000
+    # then open http://127.0.0.1:8000/ in a browser: a page to try the model (page.html)
     python serve.py --weights weights --port 8080 --max-batch 64 --max-wait-ms 5
 
     curl -s localhost:8000/predict -d '{"text": "青岛地铁施工段坍塌致3人遇难"}'
@@ -130,6 +131,13 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 
     def result(labels, row):
         return {'labels': labels, 'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}}
+
+    page = open(path.SERVE_PAGE, encoding='utf-8').read()  # read once; the page's HTML and JS live in page.html
+
+    @app.get('/', include_in_schema=False)
+    async def index():
+        from fastapi.responses import HTMLResponse
+        return HTMLResponse(page)
 
     @app.get('/health')
     async def health():
