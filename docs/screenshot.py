@@ -79,9 +79,11 @@ def main(argv=None):
             error = wait_for_result(driver)
             if error:
                 sys.exit(f'error: the page says: {error}')
-            # The whole page, not only the window: as tall as its content.
-            height = driver.execute_script('return document.documentElement.scrollHeight')
-            driver.set_window_size(900, height + 120)  # the browser's frame takes some of the window
+            # The whole page and no more: a viewport as tall as the content (DevTools' device metrics,
+            # since the window's size also counts the browser's own frame).
+            bottom = driver.execute_script('return Math.ceil(document.body.getBoundingClientRect().bottom)')
+            driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride',
+                                   {'width': 900, 'height': bottom, 'deviceScaleFactor': 1, 'mobile': False})
             path.atomic_write(args.out, lambda temporary: driver.save_screenshot(temporary))
         finally:
             driver.quit()
