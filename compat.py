@@ -62,16 +62,17 @@ def _abseil_lines_filtered(min_level):
     try:
         sys.stderr.flush()
         real_stderr = os.dup(2)
-    except (OSError, ValueError):  # no stderr to filter
+    except (OSError, ValueError, AttributeError):  # no stderr to filter
         yield
         return
     read_end, write_end = os.pipe()
 
     def forward():
-        with os.fdopen(read_end, 'rb') as pipe:
+        with os.fdopen(read_end, 'rb') as pipe, os.fdopen(real_stderr, 'wb', closefd=False) as out:
             for line in pipe:
                 if _shown(line, min_level):
-                    os.write(real_stderr, line)
+                    out.write(line)
+                    out.flush()
 
     thread = threading.Thread(target=forward, name='stderr-filter', daemon=True)
     thread.start()
