@@ -134,6 +134,19 @@ def test_errors_are_shown_in_words(page):
     driver.refresh()  # the real fetch again
 
 
+def test_with_many_labels_the_first_15_bars_show_and_a_button_shows_the_rest(page):
+    driver, _ = page
+    scores = {f'label {i:02d}': round(1 - i / 40, 3) for i in range(40)}  # as the real corpus' 65 would
+    driver.execute_script('show(arguments[0])', {'labels': ['label 00'], 'scores': scores})
+    rows = find(driver, '#scores tr')
+    assert len(rows) == 40 and sum(row.is_displayed() for row in rows) == 15
+    button = find(driver, '#all')[0]
+    assert button.is_displayed() and 'Show all 40 labels (25 more)' in button.text
+    button.click()
+    assert all(row.is_displayed() for row in rows) and not button.is_displayed()
+    driver.refresh()
+
+
 def test_the_page_loads_nothing_from_elsewhere():
     with open(path.SERVE_PAGE, encoding='utf-8') as f:
         html = f.read()
