@@ -37,7 +37,8 @@ class Config:
     valid_ratio: float = 0.1       # share of the training file held out for early stopping
     dropout: float = 0.1           # dropout before the head
     head: str = 'cls'              # cls: [CLS] -> Dense; cnn: the seed's [CLS] + Conv1D 3/4/5 head
-    loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2)
+    loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2);
+                                   # zlpr: Su's multi-label categorical cross-entropy on the logits
     tune_thresholds: bool = False  # after training, fit one threshold per label on the validation split (opt-in:
                                    # on the real corpus it raised validation, not test, exact match; BENCHMARKS.md)
     seed: int = 42
@@ -61,7 +62,9 @@ HELP = {
     'dropout': 'dropout rate before the classification head',
     'head': "classification head: cls ([CLS] vector -> Dense) or cnn (the seed's head: [CLS] + Conv1D "
             'kernels 3/4/5 with masked max pooling -> Dense 256 -> Dense)',
-    'loss': 'training loss: bce (binary cross-entropy) or focal (binary focal loss, alpha 0.25, gamma 2)',
+    'loss': 'training loss: bce (binary cross-entropy), focal (binary focal loss, alpha 0.25, gamma 2) or zlpr '
+            "(Su 2020's multi-label categorical cross-entropy, bert4keras' multilabel_categorical_crossentropy, "
+            'on the logits; its decision logit > 0 is sigmoid > 0.5)',
     'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
                        'beside the weights (evaluate/predict use them unless --threshold is given)',
     'seed': 'random seed (validation split, shuffling, initialisation)',
@@ -74,7 +77,7 @@ HELP = {
 CHOICES = {
     'model_size': ('small', 'base'),
     'head': ('cls', 'cnn'),
-    'loss': ('bce', 'focal'),
+    'loss': ('bce', 'focal', 'zlpr'),
     'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
 }

@@ -195,10 +195,40 @@ def build_optimizer(cfg):
 
 
 def build_loss(name):
-    """Binary cross-entropy, or the seed's binary focal loss (alpha 0.25 on positives, gamma 2)."""
+    """Binary cross-entropy, the seed's binary focal loss (alpha 0.25 on positives, gamma 2), or ZLPR."""
+    if name == 'zlpr':
+        return ZLPRLoss()
     if name == 'focal':
         return keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=2.0)
     return keras.losses.BinaryCrossentropy()
+
+
+class ZLPRLoss(keras.losses.Loss):
+    """ZLPR, the multi-label loss of the bert4keras world (Su 2020, kexue.fm/archives/7359):
+    log(1 + sum over negatives of e^s) + log(1 + sum over positives of e^-s), s the logits.
+
+    It ranks every positive label above 0 and every negative one below, in one softmax-like
+    term per sample instead of one yes/no question per label, which suits many labels and
+    imbalance. Its decision is s > 0, i.e. sigmoid(s) > 0.5: the model keeps its sigmoid
+    output, and the saved model, predict, evaluate, export and serve work unchanged.
+    """
+
+    def __init__(self, name='zlpr'):
+        super().__init__(name=name)
+
+    def call(self, y_true, y_pred):
+        from bert4keras.backend import multilabel_categorical_crossentropy
+        return multilabel_categorical_crossentropy(tf.cast(y_true, y_pred.dtype), sigmoid_logits(y_pred))
+
+
+def sigmoid_logits(probabilities):
+    """The logits under a sigmoid output, exactly: tf-keras' sigmoid keeps its input on the
+    output tensor (`_keras_logits`, as its own cross-entropy uses); an inverse sigmoid of
+    float32 scores would saturate at |logit| > ~17 and lose precision well before."""
+    logits = getattr(probabilities, '_keras_logits', None)
+    if logits is None:
+        raise ValueError('the ZLPR loss needs the output of a sigmoid activation (tf-keras keeps its logits on it)')
+    return logits
 
 
 def compile_for_training(model, cfg):
