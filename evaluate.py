@@ -26,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME} and {path.REPORT_CSV_NAME} '
                                              '(default: the --weights folder)')
     config.add_flags(parser, 'batch_size')
+    config.add_inference_precision_flag(parser)
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights
     if args.data and not args.test:
@@ -61,8 +62,9 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     import predict
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback)
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
+    print(f'precision: {classifier.precision}')
     samples = loader.read_samples(args.test)
     accuracy, report = evaluate(classifier, samples, args.batch_size, args.report_dir)
     print(f'exact-match accuracy: {accuracy:.4f} ({len(samples)} samples)')

@@ -1,4 +1,4 @@
-"""compat.py fix 5: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them."""
+"""compat.py fix 6: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them."""
 import os
 import re
 import subprocess
