@@ -65,8 +65,10 @@ def shown_labels(driver):
 
 @pytest.fixture(scope='module')
 def classifier(trained):
+    """In the inference precision that `python predict.py` and serve.py use by default."""
+    import config
     import predict
-    return predict.Classifier(trained[0])
+    return predict.Classifier(trained[0], precision=config.DEFAULTS.inference_precision)
 
 
 def predicted(classifier, text):
