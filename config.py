@@ -47,6 +47,8 @@ class Config:
     seed: int = 42
     strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
     precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
+    long_text: str = 'truncate'    # truncate: the first maxlen tokens; chunk: overlapping windows of maxlen, scores max-pooled per text
+    stride: int = 0               # chunk: tokens between window starts; 0 = half a window
 
 
 HELP = {
@@ -79,6 +81,9 @@ HELP = {
                 'GPUs, else default), default (one device), mirrored, multiworker',
     'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
                  'TPUs, recent GPUs); the head and the loss stay float32',
+    'long_text': 'texts over maxlen tokens: truncate (read the first maxlen tokens) or chunk (score overlapping '
+                 'windows of maxlen tokens, a label\'s score is its highest over the windows); training truncates',
+    'stride': 'chunk: tokens between the starts of two windows; 0 = half a window (maxlen - 2) // 2',
 }
 
 CHOICES = {
@@ -87,6 +92,7 @@ CHOICES = {
     'loss': ('bce', 'focal', 'zlpr'),
     'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
+    'long_text': ('truncate', 'chunk'),
 }
 
 DEFAULTS = Config()

@@ -26,6 +26,7 @@ def parse_args(argv=None):
     parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME} and {path.REPORT_CSV_NAME} '
                                              '(default: the --weights folder)')
     config.add_flags(parser, 'batch_size')
+    config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights
     if args.data and not args.test:
@@ -61,7 +62,7 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     import predict
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback)
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.long_text, args.stride)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
     samples = loader.read_samples(args.test)
     accuracy, report = evaluate(classifier, samples, args.batch_size, args.report_dir)

@@ -110,7 +110,8 @@ def vocab_hash(vocab_path):
 class Classifier:
     """A trained model loaded once from a weights folder (see path.py for its files)."""
 
-    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None):
+    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None,
+                 long_text=config.DEFAULTS.long_text, stride=config.DEFAULTS.stride):
         import loader
         import model as model_lib
         self.meta = load_meta(weights_dir)
@@ -126,6 +127,7 @@ class Classifier:
             threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
+        self.long_text, self.stride = long_text, stride  # texts over maxlen tokens: truncate, or chunk
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
         self.model = model_lib.build_classifier(
             os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'],
@@ -145,8 +147,21 @@ class Classifier:
 
     def scores(self, texts, batch_size=64, progress=False):
         import loader
+        if self.long_text == 'chunk':
+            return self.window_scores(texts, batch_size, progress)
         token_ids = loader.encode_texts(self.tokenizer, texts, self.maxlen, progress=progress)
         return predict_scores(self.model, token_ids, batch_size, progress=progress)
+
+    def window_scores(self, texts, batch_size=64, progress=False):
+        """--long-text chunk: every text cut into overlapping windows of maxlen tokens; the
+        windows of all the texts are scored together (sorted by length, batched), and each
+        label's score of a text is its highest over the text's windows: a label is there when
+        any part of the text shows it."""
+        import loader
+        windows, owners = loader.encode_windows(self.tokenizer, texts, self.maxlen, self.stride, progress=progress)
+        scores = predict_scores(self.model, windows, batch_size, progress=progress)
+        first_windows = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # every text has one or more
+        return np.maximum.reduceat(scores, first_windows, axis=0) if len(texts) else scores
 
     def predict_batch(self, texts, batch_size=64, progress=False):
         """Texts -> (multi-hot array [n, labels], list of label lists, scores [n, labels])."""
@@ -207,6 +222,7 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size')
+    config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     if not args.texts and not args.file:
         parser.error('give texts as arguments or --file FILE (- for standard input)')
@@ -215,7 +231,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    classifier = Classifier(args.weights, args.threshold, args.top1_fallback)
+    classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.long_text, args.stride)
     if args.file == '-':
         chunks = read_chunks(sys.stdin, STREAM_CHUNK)
     elif args.file:

@@ -42,6 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('--max-texts', type=int, default=256, help='texts per request (default: %(default)s)')
     parser.add_argument('--max-text-chars', type=int, default=10_000,
                         help='characters per text; the model reads only its first maxlen tokens (default: %(default)s)')
+    config.add_flags(parser, 'long_text', 'stride')
     return parser.parse_args(argv)
 
 
@@ -170,7 +171,7 @@ def main(argv=None):
     args = parse_args(argv)
     import predict
     import uvicorn
-    classifier = predict.Classifier(args.weights)
+    classifier = predict.Classifier(args.weights, long_text=args.long_text, stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,
                      args.max_text_chars)
