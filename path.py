@@ -39,6 +39,7 @@ HISTORY_NAME = 'history.csv'      # one row per completed epoch: loss, validatio
 TENSORBOARD_DIR = 'tensorboard'   # train.py --tensorboard without a folder
 REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by plot.py
 REPORT_CSV_NAME = 'report.csv'    # evaluate.py: precision, recall, F1 and support per label
+ERRORS_NAME = 'errors.jsonl'      # evaluate.py: one JSON line per wrongly predicted text
 PLOTS_DIR = 'plots'               # plot.py's pictures, unless --out says otherwise
 SAVED_MODEL_DIR = 'saved_model'   # export.py's default output, inside the weights folder
 
