@@ -127,6 +127,8 @@ class Classifier:
             threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
+        if long_text not in config.CHOICES['long_text']:
+            raise config.InputError(f'long_text {long_text!r}: not one of {", ".join(config.CHOICES["long_text"])}')
         self.long_text, self.stride = long_text, stride  # texts over maxlen tokens: truncate, or chunk
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
         self.model = model_lib.build_classifier(
