@@ -17,7 +17,12 @@ Every work-around for the stack lives here, once, with the reason beside it:
 4. `Transformer.save_weights_as_checkpoint` uses TF1's Session/Saver on an empty graph
    and fails under TF2 ("The Session graph is empty"). `write_checkpoint` writes the
    same official-format checkpoint with tf.compat.v1 in a fresh graph.
+5. bert4keras' `align` broadcasts the attention mask with `mask[:, None, None, :]`, a
+   StridedSlice of booleans with new axes that TFLite's builtin ops cannot run (and the
+   pip TensorFlow's TFLite interpreter has no Flex delegate for it). `tflite_friendly_align`
+   swaps in the same alignment written with expand_dims while the int8 path traces the model.
 """
+import contextlib
 import os
 
 os.environ.setdefault('TF_KERAS', '1')
@@ -76,3 +81,27 @@ def write_checkpoint(named_values, prefix):
         with tf.compat.v1.Session() as session:
             session.run(assigns, feed_dict=feeds)
             saver.save(session, prefix)
+
+
+def _align_with_expand_dims(tensor, axes, ndim=None):
+    """bert4keras.backend.align (fix 5): dimension i of `tensor` becomes dimension axes[i] of an
+    `ndim`-dimensional tensor, the other dimensions of size 1."""
+    ndim = ndim or max(axes) + 1
+    kept = sorted(axis % ndim for axis in axes)
+    for axis in range(ndim):
+        if axis not in kept:
+            tensor = tf.expand_dims(tensor, axis)
+    return tensor
+
+
+@contextlib.contextmanager
+def tflite_friendly_align():
+    """Fix 5: inside the block, models traced use `_align_with_expand_dims` (same values)."""
+    import bert4keras.backend
+    import bert4keras.layers
+    saved = bert4keras.backend.align, bert4keras.layers.align
+    bert4keras.backend.align = bert4keras.layers.align = _align_with_expand_dims
+    try:
+        yield
+    finally:
+        bert4keras.backend.align, bert4keras.layers.align = saved

@@ -33,6 +33,7 @@ class Config:
     fgm_epsilon: float = 0.5       # size of the adversarial step on the token embeddings; 0 turns FGM off
     threshold: float = 0.5         # a label is predicted when its sigmoid score passes this
     top1_fallback: bool = True     # every sample has a label: when none passes, take the best one
+    inference_precision: str = 'auto'  # predict/evaluate/serve/export --precision: auto, float32, bfloat16, int8
     patience: int = 5              # epochs without a better validation exact match before stopping
     valid_ratio: float = 0.1       # share of the training file held out for early stopping
     dropout: float = 0.1           # dropout before the head
@@ -62,6 +63,9 @@ HELP = {
     'fgm_epsilon': 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
     'threshold': 'sigmoid score a label must pass to be predicted',
     'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
+    'inference_precision': 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX and on GPUs of '
+                           'compute capability 8.0 or more, else float32), float32, bfloat16 (Keras mixed_bfloat16), '
+                           'or int8 (TFLite dynamic-range quantization; README "Fast inference")',
     'patience': 'early stopping: epochs without improvement of validation exact match',
     'valid_ratio': 'fraction of the training file held out as validation split',
     'dropout': 'dropout rate before the classification head',
@@ -81,13 +85,14 @@ HELP = {
                 'GPUs, else default), default (one device), mirrored, multiworker',
     'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
                  'TPUs, recent GPUs); the head and the loss stay float32',
-    'long_text': 'texts over maxlen tokens: truncate (read the first maxlen tokens) or chunk (score overlapping '
-                 'windows of maxlen tokens, a label\'s score is its highest over the windows); training truncates',
-    'stride': 'chunk: tokens between the starts of two windows; 0 = half a window (maxlen - 2) // 2',
+    'long_text': 'texts longer than maxlen tokens: truncate (keep the first maxlen) or chunk (windows of maxlen '
+                 'tokens, --stride apart; a label scores its highest window)',
+    'stride': 'with --long-text chunk: tokens between the starts of two windows; 0 = half a window',
 }
 
 CHOICES = {
     'model_size': ('small', 'base'),
+    'inference_precision': ('auto', 'float32', 'bfloat16', 'int8'),
     'head': ('cls', 'cnn'),
     'loss': ('bce', 'focal', 'zlpr'),
     'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
@@ -119,6 +124,13 @@ def add_trained_model_flags(parser, weights_dir):
                         help=HELP['threshold'] + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')
     parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
                         help=HELP['top1_fallback'] + ' (default: as saved with the model)')
+
+
+def add_inference_precision_flag(parser):
+    """--precision of the inference scripts (train.py's --precision is the training policy)."""
+    parser.add_argument('--precision', dest='inference_precision', default=DEFAULTS.inference_precision,
+                        choices=CHOICES['inference_precision'],
+                        help=HELP['inference_precision'] + ' (default: %(default)s)')
 
 
 def from_args(args):

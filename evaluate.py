@@ -27,6 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and '
                                              f'{path.ERRORS_NAME} (default: the --weights folder)')
     config.add_flags(parser, 'batch_size')
+    config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights
@@ -92,8 +93,10 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     import predict
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.long_text, args.stride)
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+                                    long_text=args.long_text, stride=args.stride)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
+    print(f'precision: {classifier.precision}')
     samples = loader.read_samples(args.test)
     accuracy, report = evaluate(classifier, samples, args.batch_size, args.report_dir)
     print(f'exact-match accuracy: {accuracy:.4f} ({len(samples)} samples)')

@@ -10,9 +10,11 @@ In Python, the model is loaded once and reused:
     one_hot, labels = predict('青岛地铁施工段坍塌致3人遇难')
 
 This module is the single place that turns scores into label sets (threshold, then the
-top-1 fallback), so training, evaluation and prediction decide the same way.
+top-1 fallback), so training, evaluation and prediction decide the same way, and the single
+place that picks the inference precision (`--precision`, see `resolve_precision`).
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -80,10 +82,10 @@ def predict_scores(model, token_ids, batch_size=64, progress=False):
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)
-    score = _scoring_function(model)
+    score = model if isinstance(model, Int8Model) else _scoring_function(model)
     for start in tqdm(starts, desc='predict', unit=' batches', leave=False, disable=not progress):
         rows = order[start:start + batch_size]
-        scores[rows] = score(*loader.pad_batch([token_ids[i] for i in rows])).numpy()
+        scores[rows] = np.asarray(score(*loader.pad_batch([token_ids[i] for i in rows])))
     return scores
 
 
@@ -102,15 +104,109 @@ def _scoring_function(model):
     return _scoring_functions[model]
 
 
+PRECISIONS = ('float32', 'bfloat16', 'int8')
+# Keras' dtype policy of each precision (int8 is converted to TFLite from the float32 model).
+POLICIES = {'float32': 'float32', 'bfloat16': 'mixed_bfloat16', 'int8': 'float32'}
+
+
+def bfloat16_hardware():
+    """Why this machine computes bfloat16 natively, or None: a CPU with AVX512-BF16 or AMX, or
+    a GPU of compute capability 8.0 or more (Ampere on). Elsewhere bfloat16 is emulated and
+    slower than float32."""
+    import tensorflow as tf
+    for gpu in tf.config.list_physical_devices('GPU'):
+        capability = tf.config.experimental.get_device_details(gpu).get('compute_capability') or (0, 0)
+        if tuple(capability) >= (8, 0):
+            return f'GPU of compute capability {capability[0]}.{capability[1]}'
+    if os.path.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+        found = [flag for flag in ('avx512_bf16', 'amx_bf16') if flag in flags]
+        if found:
+            return 'CPU with ' + ' and '.join(found)
+    return None
+
+
+def resolve_precision(precision):
+    """The precision that `precision` means here: `auto` is bfloat16 where the hardware computes it
+    natively, else float32. auto may only pick a path that agrees with float32 on at least 99.5%
+    of the real test texts: bfloat16 measured 100% (bench/inference.py, README "Fast
+    inference"). int8 is opt-in: auto never picks it."""
+    if precision == 'auto':
+        return 'bfloat16' if bfloat16_hardware() else 'float32'
+    if precision not in PRECISIONS:
+        raise config.InputError(f'--precision {precision}: choose one of auto, {", ".join(PRECISIONS)}')
+    return precision
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras' global dtype policy set to `name` inside the block. A model must be built and its
+    graph traced under its policy (bert4keras' attention mixes dtypes otherwise)."""
+    from compat import keras
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def int8_model(model):
+    """The Keras `model` as a TFLite model with dynamic-range int8 quantization (TensorFlow's own
+    converter): the weights of every matrix multiply stored in int8, the activations quantized
+    per batch at run time, no calibration data. Builtin TFLite ops only (compat.py, fix 5).
+    Inputs token_ids and segment_ids, output the scores, as the SavedModel's serving_default."""
+    import compat
+    import tensorflow as tf
+    spec = [tf.TensorSpec([None, None], tf.int32, name='token_ids'),
+            tf.TensorSpec([None, None], tf.int32, name='segment_ids')]
+    function = tf.function(lambda token_ids, segment_ids: model([token_ids, segment_ids], training=False),
+                           input_signature=spec)
+    with compat.tflite_friendly_align():
+        concrete = function.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
+
+
+class Int8Model:
+    """A Keras model run in int8 by the TFLite interpreter; called like the scoring function:
+    (token_ids, segment_ids) -> scores. Not thread-safe: one caller at a time (serve.py scores
+    on one worker thread)."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+        self.output_shape = model.output_shape
+        self.interpreter = tf.lite.Interpreter(model_content=int8_model(model), num_threads=os.cpu_count())
+        details = self.interpreter.get_input_details()
+        self.inputs = [next(d['index'] for d in details if name in d['name']) for name in ('token_ids', 'segment_ids')]
+        self.output = self.interpreter.get_output_details()[0]['index']
+        self.shape = None
+
+    def __call__(self, token_ids, segment_ids):
+        if token_ids.shape != self.shape:  # the interpreter's buffers are sized per input shape
+            for index in self.inputs:
+                self.interpreter.resize_tensor_input(index, token_ids.shape)
+            self.interpreter.allocate_tensors()
+            self.shape = token_ids.shape
+        for index, value in zip(self.inputs, (token_ids, segment_ids)):
+            self.interpreter.set_tensor(index, value)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
+
+
 def vocab_hash(vocab_path):
     with open(vocab_path, 'rb') as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
 class Classifier:
-    """A trained model loaded once from a weights folder (see path.py for its files)."""
+    """A trained model loaded once from a weights folder (see path.py for its files), computing
+    in `precision` (auto, float32, bfloat16 or int8; `self.precision` says which one auto chose).
+    `self.model` is the Keras model; `self.engine` scores: the model, or its int8 TFLite copy."""
 
-    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None,
+    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None, precision='float32',
                  long_text=config.DEFAULTS.long_text, stride=config.DEFAULTS.stride):
         import loader
         import model as model_lib
@@ -131,15 +227,19 @@ class Classifier:
             raise config.InputError(f'long_text {long_text!r}: not one of {", ".join(config.CHOICES["long_text"])}')
         self.long_text, self.stride = long_text, stride  # texts over maxlen tokens: truncate, or chunk
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
-        self.model = model_lib.build_classifier(
-            os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'],
-            head=self.meta.get('head', 'cls'))
-        try:
-            self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
-        except ValueError as error:  # Keras' shape errors, said in the user's terms
-            raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
-                                    f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
-                                    f'different runs ({error})') from None
+        self.precision = resolve_precision(precision)
+        with dtype_policy(POLICIES[self.precision]):
+            self.model = model_lib.build_classifier(
+                os.path.join(weights_dir, path.CONFIG_NAME), len(self.labels), dropout=self.meta['dropout'],
+                head=self.meta.get('head', 'cls'))
+            try:
+                self.model.load_weights(os.path.join(weights_dir, path.WEIGHTS_NAME))
+            except ValueError as error:  # Keras' shape errors, said in the user's terms
+                raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
+                                        f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
+                                        f'different runs ({error})') from None
+            _scoring_function(self.model).get_concrete_function()  # traced under the model's policy
+        self.engine = Int8Model(self.model) if self.precision == 'int8' else self.model
 
     def threshold_json(self):
         """The decision threshold as JSON: one number, or {label: threshold} when tuned per label."""
@@ -152,7 +252,7 @@ class Classifier:
         if self.long_text == 'chunk':
             return self.window_scores(texts, batch_size, progress)
         token_ids = loader.encode_texts(self.tokenizer, texts, self.maxlen, progress=progress)
-        return predict_scores(self.model, token_ids, batch_size, progress=progress)
+        return predict_scores(self.engine, token_ids, batch_size, progress=progress)
 
     def window_scores(self, texts, batch_size=64, progress=False):
         """--long-text chunk: every text cut into overlapping windows of maxlen tokens; the
@@ -161,7 +261,7 @@ class Classifier:
         any part of the text shows it."""
         import loader
         windows, owners = loader.encode_windows(self.tokenizer, texts, self.maxlen, self.stride, progress=progress)
-        scores = predict_scores(self.model, windows, batch_size, progress=progress)
+        scores = predict_scores(self.engine, windows, batch_size, progress=progress)
         first_windows = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # every text has one or more
         return np.maximum.reduceat(scores, first_windows, axis=0) if len(texts) else scores
 
@@ -224,6 +324,7 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size')
+    config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     if not args.texts and not args.file:
@@ -233,7 +334,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.long_text, args.stride)
+    classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+                            long_text=args.long_text, stride=args.stride)
     if args.file == '-':
         chunks = read_chunks(sys.stdin, STREAM_CHUNK)
     elif args.file:

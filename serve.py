@@ -15,15 +15,22 @@ thresholds tuned at training).
 
 Concurrent requests are batched: texts that arrive within --max-wait-ms of each other (up to
 --max-batch of them) go through the model together, which is what makes a CPU or GPU
-server fast under load. Errors: 400 for a body that is not JSON, 413 for a body over
+server fast under load. Overload is shed, not queued without end: when --max-queue texts
+already wait, a request gets 503 with Retry-After at once; a request not answered within
+--timeout-s gets 503 too (its texts leave the queue). On SIGTERM the server stops accepting
+connections, answers the requests it holds, then exits. The model computes in the precision
+that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py). Errors: 400 for a body that is not JSON, 413 for a body over
 --max-body-bytes, 422 (with the reason) for JSON of the wrong shape, more than --max-texts
 texts, or a text over --max-text-chars characters.
 """
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import json
+import math
+import time
 from typing import Annotated, Optional
 
 import config
@@ -42,68 +49,131 @@ def parse_args(argv=None):
     parser.add_argument('--max-texts', type=int, default=256, help='texts per request (default: %(default)s)')
     parser.add_argument('--max-text-chars', type=int, default=10_000,
                         help='characters per text; the model reads only its first maxlen tokens (default: %(default)s)')
+    parser.add_argument('--max-queue', type=int, default=256,
+                        help='most texts waiting to be scored; a request beyond that gets 503 + Retry-After at once '
+                             '(default: %(default)s)')
+    parser.add_argument('--timeout-s', type=float, default=10.0,
+                        help='a request not answered within this many seconds gets 503 (default: %(default)s)')
+    config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     return parser.parse_args(argv)
+
+
+class Overloaded(Exception):
+    """The queue is full, or a request waited past its timeout: 503, retry after `retry_after` s."""
+
+    def __init__(self, reason, retry_after):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class Batcher:
     """Collects the texts of concurrent requests and scores them in one model call.
 
     The model runs on one worker thread, so the event loop keeps accepting requests while a
-    batch is scored, and the next batch forms in the meantime.
+    batch is scored, and the next batch forms in the meantime. At most `max_queue` texts wait:
+    a full queue answers at once instead of making every client wait longer.
     """
 
-    def __init__(self, classifier, max_batch, max_wait_s):
+    def __init__(self, classifier, max_batch, max_wait_s, max_queue=256, timeout_s=10.0):
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
         self.queue = asyncio.Queue()
+        self.queued = 0  # texts waiting, not yet in a batch
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='model')
         self.requests = 0
         self.batches = 0
+        self.rejected = 0
+        self.timed_out = 0
+        self.latencies = collections.deque(maxlen=1000)  # seconds of the last answered requests
+        self.texts_per_second = None  # of the model, measured on the last batches
+
+    def retry_after(self):
+        """Whole seconds until the queue has drained at the model's recent speed (at least 1)."""
+        rate = self.texts_per_second or self.max_batch
+        return max(1, math.ceil(self.queued / rate))
 
     async def predict(self, texts):
-        """(label lists, score rows) for `texts`, once their batch has been scored."""
+        """(label lists, score rows) for `texts`, once their batch has been scored; Overloaded
+        when the queue is full or the answer takes over the timeout."""
+        if self.queued and self.queued + len(texts) > self.max_queue:
+            self.rejected += 1
+            raise Overloaded(f'server busy: {self.queued} texts already wait (--max-queue {self.max_queue})',
+                             self.retry_after())
+        started = time.perf_counter()
         future = asyncio.get_running_loop().create_future()
         self.requests += 1
-        await self.queue.put((texts, future))
-        return await future
+        self.queued += len(texts)
+        self.queue.put_nowait((texts, future))
+        try:
+            # wait_for cancels the future on timeout; the batcher then skips its texts.
+            answer = await asyncio.wait_for(future, self.timeout_s)
+        except asyncio.TimeoutError:
+            self.timed_out += 1
+            raise Overloaded(f'not answered within {self.timeout_s:g} s (--timeout-s)', self.retry_after()) from None
+        self.latencies.append(time.perf_counter() - started)
+        return answer
+
+    async def next_request(self, timeout=None):
+        """The next (texts, future) still awaited, taken off the queue; TimeoutError after `timeout` s."""
+        while True:
+            texts, future = await (self.queue.get() if timeout is None else asyncio.wait_for(self.queue.get(), timeout))
+            self.queued -= len(texts)
+            if not future.done():  # a timed-out request's texts are not scored
+                return texts, future
 
     async def run(self):
         loop = asyncio.get_running_loop()
         while True:
-            waiting = [await self.queue.get()]
+            waiting = [await self.next_request()]
             count = len(waiting[0][0])
             deadline = loop.time() + self.max_wait_s
             while count < self.max_batch and loop.time() < deadline:
                 try:
-                    waiting.append(await asyncio.wait_for(self.queue.get(), deadline - loop.time()))
+                    waiting.append(await self.next_request(deadline - loop.time()))
                 except asyncio.TimeoutError:
                     break
                 count += len(waiting[-1][0])
             texts = [text for request_texts, _ in waiting for text in request_texts]
             self.batches += 1
+            started = time.perf_counter()
             try:
                 _, label_lists, scores = await loop.run_in_executor(
                     self.executor, self.classifier.predict_batch, texts, self.max_batch)
             except Exception as error:  # a failed batch fails its requests, not the server
                 for _, future in waiting:
-                    future.set_exception(error)
+                    if not future.done():
+                        future.set_exception(error)
                 continue
+            rate = len(texts) / max(time.perf_counter() - started, 1e-6)
+            self.texts_per_second = rate if self.texts_per_second is None else 0.8 * self.texts_per_second + 0.2 * rate
             start = 0
             for request_texts, future in waiting:
                 end = start + len(request_texts)
-                if not future.cancelled():  # the client may have gone away
+                if not future.done():  # timed out while its batch was scored
                     future.set_result((label_lists[start:end], scores[start:end]))
                 start = end
 
+    def health(self):
+        """Queue depth, counters and the recent latency, for /health."""
+        recent = sorted(self.latencies)
+        latency = {f'p{p}_ms': round(1000 * recent[min(len(recent) - 1, len(recent) * p // 100)], 2)
+                   for p in (50, 99)} if recent else {}
+        return {'queued_texts': self.queued, 'max_queue': self.max_queue, 'requests': self.requests,
+                'batches': self.batches, 'rejected': self.rejected, 'timed_out': self.timed_out,
+                'recent_latency': dict(latency, window=len(recent))}
+
 
 def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_000, max_texts=256,
-               max_text_chars=10_000):
+               max_text_chars=10_000, max_queue=256, timeout_s=10.0):
     """The FastAPI application around a loaded predict.Classifier."""
     import pydantic
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     Text = Annotated[str, pydantic.Field(max_length=max_text_chars)]
 
@@ -118,7 +188,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
                 raise ValueError('give either "text" (a string) or "texts" (a list of strings)')
             return self
 
-    batcher = Batcher(classifier, max_batch, max_wait_ms / 1000)
+    batcher = Batcher(classifier, max_batch, max_wait_ms / 1000, max_queue, timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -132,10 +202,14 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
     def result(labels, row):
         return {'labels': labels, 'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}}
 
+    @app.exception_handler(Overloaded)
+    async def overloaded(request, error):
+        return JSONResponse({'detail': str(error)}, status_code=503, headers={'Retry-After': str(error.retry_after)})
+
     @app.get('/health')
     async def health():
         return {'status': 'ok', 'labels': len(classifier.labels), 'threshold': classifier.threshold_json(),
-                'requests': batcher.requests, 'batches': batcher.batches}
+                'precision': classifier.precision, **batcher.health()}
 
     schema = {'requestBody': {'content': {'application/json': {'schema': PredictRequest.model_json_schema()}}}}
 
@@ -171,12 +245,17 @@ def main(argv=None):
     args = parse_args(argv)
     import predict
     import uvicorn
-    classifier = predict.Classifier(args.weights, long_text=args.long_text, stride=args.stride)
+    classifier = predict.Classifier(args.weights, precision=args.inference_precision, long_text=args.long_text,
+                                    stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,
-                     args.max_text_chars)
-    print(f'serving {args.weights} ({len(classifier.labels)} labels) on http://{args.host}:{args.port}', flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level='warning')
+                     args.max_text_chars, args.max_queue, args.timeout_s)
+    print(f'serving {args.weights} ({len(classifier.labels)} labels, {classifier.precision}) on '
+          f'http://{args.host}:{args.port}', flush=True)
+    # On SIGTERM uvicorn stops listening and lets the requests in flight finish (each ends
+    # within --timeout-s) before the lifespan's shutdown stops the batcher.
+    uvicorn.run(app, host=args.host, port=args.port, log_level='warning',
+                timeout_graceful_shutdown=args.timeout_s + 5)
 
 
 if __name__ == '__main__':

@@ -142,8 +142,10 @@ def main(argv=None):
     resume_dir = os.path.join(args.weights, path.RESUME_DIR)
     resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
     state = {'epoch': 0, 'best': -1.0, 'wait': 0}
-    # Epochs and patience may grow on resume, and the devices may change.
-    settings = {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience', 'strategy')}
+    # Epochs and patience may grow on resume, and the devices may change; the inference
+    # precision does not touch training.
+    settings = {k: v for k, v in vars(cfg).items()
+                if k not in ('epochs', 'patience', 'strategy', 'inference_precision')}
     run = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
     snapshot = tf.train.Checkpoint(model=classifier, optimizer=classifier.optimizer)
     if args.resume and os.path.exists(resume_state):

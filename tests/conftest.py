@@ -35,3 +35,18 @@ def trained(tiny_pretrained, tmp_path_factory):
                     '--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2',
                     '--tensorboard', '--tune-thresholds'])
     return weights, output.getvalue()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def tracked_results_untouched():
+    """`make test` must not rewrite the measured results in bench/results/: benchmarks run by
+    tests write to temporary folders."""
+    import glob
+    import hashlib
+
+    def digests():
+        return {name: hashlib.sha256(open(name, 'rb').read()).hexdigest()
+                for name in glob.glob(os.path.join(ROOT, 'bench', 'results', '*.json'))}
+    before = digests()
+    yield
+    assert digests() == before, 'a test rewrote a file in bench/results/'

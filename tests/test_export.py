@@ -1,5 +1,6 @@
 """export.py writes a SavedModel that, loaded with tf.saved_model.load in a fresh process,
-gives the scores of predict.py."""
+gives the scores of predict.py: from token ids, and from raw text (the `text` signature,
+tokenized in the graph), texts over maxlen cut or read in windows (--long-text chunk)."""
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import loader
 import path
@@ -31,13 +33,20 @@ CLIENT = textwrap.dedent('''
 ''')
 
 
-def test_saved_model_scores_equal_predict_in_a_fresh_process(trained, tmp_path):
-    weights, _ = trained
-    folder = str(tmp_path / 'saved_model')
-    result = subprocess.run([sys.executable, 'export.py', '--weights', weights, '--out', folder],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope='module')
+def exported(trained, tmp_path_factory):
+    """(SavedModel folder, export.py's output) of the trained tiny model, in float32."""
+    folder = str(tmp_path_factory.mktemp('export') / 'saved_model')
+    result = subprocess.run([sys.executable, 'export.py', '--weights', trained[0], '--out', folder,
+                             '--precision', 'float32'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "signature 'serving_default'" in result.stdout
+    return folder, result.stdout
+
+
+def test_saved_model_scores_equal_predict_in_a_fresh_process(trained, exported):
+    weights, _ = trained
+    folder, stdout = exported
+    assert "signatures 'serving_default'" in stdout
     for name in ('saved_model.pb', path.LABELS_NAME, path.META_NAME, path.VOCAB_NAME, path.THRESHOLDS_NAME):
         assert os.path.exists(os.path.join(folder, name)), name
     assert path.read_json(os.path.join(folder, path.THRESHOLDS_NAME)) == predict.Classifier(weights).threshold_json()
@@ -46,8 +55,66 @@ def test_saved_model_scores_equal_predict_in_a_fresh_process(trained, tmp_path):
     client = subprocess.run([sys.executable, '-c', CLIENT.format(root=ROOT, folder=folder)], input=json.dumps(texts),
                             capture_output=True, text=True, timeout=300)
     assert client.returncode == 0, client.stderr[-3000:]
-    exported = json.loads(client.stdout.strip().splitlines()[-1])
+    answer = json.loads(client.stdout.strip().splitlines()[-1])
     classifier = predict.Classifier(weights)
-    assert exported['labels'] == classifier.labels
-    np.testing.assert_allclose(exported['scores'], classifier.scores(texts), rtol=1e-4, atol=1e-5)
+    assert answer['labels'] == classifier.labels
+    np.testing.assert_allclose(answer['scores'], classifier.scores(texts), rtol=1e-4, atol=1e-5)
 
+
+
+TEXT_CLIENT = textwrap.dedent('''
+    import json, sys
+    import tensorflow as tf
+    texts = json.load(sys.stdin)
+    serve = tf.saved_model.load({folder!r}).signatures['text']
+    out = serve(texts=tf.constant(texts))
+    print(json.dumps({{'scores': out['probabilities'].numpy().tolist(),
+                      'labels': [[l.decode() for l in row] for row in out['labels'].numpy()]}}))
+''')  # plain TensorFlow: no project code, no bert4keras, as a TF Serving client would be
+
+
+def read_text(folder, texts):
+    """The `text` signature's answer for `texts`, in a fresh process."""
+    client = subprocess.run([sys.executable, '-c', TEXT_CLIENT.format(folder=folder)], input=json.dumps(texts),
+                            capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+    assert client.returncode == 0, client.stderr[-3000:]
+    return json.loads(client.stdout.strip().splitlines()[-1])
+
+
+HARD_TEXTS = ['青岛地铁施工段坍塌致3人遇难', 'MiXeD CaSe English 123', 'ＡＢＣ１２３，全角', '😀 emoji\u3000中文',
+              'Café\u00a0naïve', '', '青岛' * 200]
+
+
+def test_text_signature_scores_raw_text_as_predict_does(trained, exported):
+    weights, _ = trained
+    assert "'text': texts -> probabilities, labels" in exported[1]
+    texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)[:20]] + HARD_TEXTS
+    answer = read_text(exported[0], texts)
+    classifier = predict.Classifier(weights)
+    assert answer['labels'] == [classifier.labels] * len(texts)
+    np.testing.assert_allclose(answer['scores'], classifier.scores(texts), rtol=1e-4, atol=1e-5)
+
+
+def test_text_signature_chunks_long_texts_and_max_pools_windows(trained, tmp_path):
+    weights, _ = trained
+    texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车。' * 12, '地震' * 100 + '消防员赶到现场']
+    folder = str(tmp_path / 'chunked')
+    result = subprocess.run([sys.executable, 'export.py', '--weights', weights, '--out', folder, '--precision',
+                             'float32', '--long-text', 'chunk', '--stride', '10'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '(chunk, stride 10;' in result.stdout
+    answer = read_text(folder, texts)
+    assert path.read_json(str(tmp_path / 'chunked' / path.META_NAME))['long_text'] == 'chunk'
+    classifier = predict.Classifier(weights)
+    window = classifier.maxlen - 2
+    expected = []
+    for text in texts:  # config.py's rule in plain Python on bert4keras' ids
+        content = classifier.tokenizer.encode(text)[0][1:-1]
+        n = len(content)
+        starts = [0] if n <= window else list(range(0, n - window, 10)) + [n - window]
+        tokenizer = classifier.tokenizer
+        windows = [[tokenizer._token_start_id] + content[s:s + window] + [tokenizer._token_end_id] for s in starts]
+        expected.append(predict.predict_scores(classifier.model, windows).max(axis=0))
+    np.testing.assert_allclose(answer['scores'], expected, rtol=1e-4, atol=1e-5)
+    assert len(classifier.tokenizer.encode(texts[2])[0]) > classifier.maxlen  # the long texts are really long

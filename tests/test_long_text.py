@@ -60,7 +60,7 @@ def test_evidence_past_maxlen_is_found_by_chunk_and_missed_by_truncate(trained):
     results = {}
     for mode in ('truncate', 'chunk'):
         classifier = predict.Classifier(trained[0], long_text=mode)
-        classifier.model = evidence_model(classifier, classifier.tokenizer.token_to_id(evidence))
+        classifier.model = classifier.engine = evidence_model(classifier, classifier.tokenizer.token_to_id(evidence))
         one_hot, labels, scores = classifier.predict_batch([filler + evidence, evidence + filler, filler])
         results[mode] = labels, scores
     first, filler_label = classifier.labels[0], classifier.labels[1]

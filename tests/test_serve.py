@@ -1,13 +1,20 @@
-"""serve.py, the real server on a loopback port: answers, errors, batching, and a bounded load
-test (bench/serve_load.py's code) whose every answer must equal predict.Classifier's."""
+"""serve.py, the real server on a loopback port: answers, errors, batching, a bounded load
+test (bench/serve_load.py's code) whose every answer must equal predict.Classifier's, overload
+shed with 503 + Retry-After, per-request timeouts, and SIGTERM answering what is in flight."""
+import asyncio
 import json
 import os
+import signal
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 
+import loader
 import path
 from conftest import ROOT
 
@@ -19,7 +26,7 @@ import serve_load  # noqa: E402
 def server(trained):
     weights, _ = trained
     with serve_load.running_server(weights, '--max-body-bytes', '20000', '--max-texts', '4',
-                                   '--max-text-chars', '1000') as url:
+                                   '--max-text-chars', '1000', '--precision', 'float32') as url:
         yield url
 
 
@@ -37,6 +44,10 @@ def test_health(server, trained):
     status, answer = call(server + '/health', None, 'GET')
     assert status == 200 and answer['status'] == 'ok' and answer['labels'] == 12
     assert answer['threshold'] == path.read_json(os.path.join(trained[0], path.THRESHOLDS_NAME))
+    assert answer['precision'] == 'float32' and answer['queued_texts'] == 0 and answer['max_queue'] == 256
+    call(server + '/predict', b'{"text": "a"}')
+    status, answer = call(server + '/health', None, 'GET')
+    assert answer['recent_latency']['window'] >= 1 and answer['recent_latency']['p99_ms'] > 0
 
 
 def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, trained):
@@ -68,10 +79,91 @@ def test_bad_requests_get_a_clear_4xx(server, body, status, message):
     assert got == status and message in str(answer)
 
 
-def test_load_every_answer_right_and_concurrent_requests_batched(trained):
-    numbers = serve_load.measure(trained[0], requests=1000, threads=8)
-    assert numbers['answered'] == 1000 and numbers['wrong'] == 0, numbers['first_wrong']
-    assert numbers['model_batches'] < numbers['server_requests'] == 1000  # requests shared model calls
-    assert json.load(open(serve_load.RESULTS))['requests_per_s'] == numbers['requests_per_s']
-    print(f"\nserve: {numbers['requests_per_s']} req/s, p50 {numbers['p50_ms']} ms, p99 {numbers['p99_ms']} ms, "
-          f"{numbers['model_batches']} model batches for 1000 requests")
+def test_load_every_answer_right_and_concurrent_requests_batched(trained, tmp_path):
+    # The server's default precision (auto): the answers are checked against predict.Classifier in it.
+    out = tmp_path / 'serve.json'
+    result = serve_load.measure(trained[0], requests=600, concurrency=(8,), results=str(out))
+    numbers = result['levels'][0]
+    assert numbers['status_200'] == 600 and numbers['wrong'] == 0, numbers['first_problems']
+    assert numbers['model_batches'] < numbers['server_requests'] == 600  # requests shared model calls
+    assert json.loads(out.read_text())['levels'][0]['requests_per_s'] == numbers['requests_per_s']
+    assert numbers['peak_rss_mb'] > 0
+    print(f"\nserve ({result['precision']}): {numbers['requests_per_s']} req/s, p50 {numbers['p50_ms']} ms, "
+          f"p99 {numbers['p99_ms']} ms, {numbers['model_batches']} model batches for 600 requests")
+
+
+def test_overload_is_shed_with_503_and_retry_after_nothing_lost_and_sigterm_drains(trained):
+    with serve_load.server_process(trained[0], '--max-queue', '4', '--max-wait-ms', '100',
+                                   '--precision', 'float32') as (url, server):
+        import predict
+        classifier = predict.Classifier(trained[0])
+        texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)]
+        _, label_lists, scores = classifier.predict_batch(texts)
+        expected = {t: (l, dict(zip(classifier.labels, map(float, r)))) for t, l, r in zip(texts, label_lists, scores)}
+        numbers = serve_load.run_load(url, texts, expected, requests=200, concurrency=64)
+        assert numbers['status_503'] > 0 and numbers['status_200'] > 0, numbers
+        assert numbers['status_other'] == numbers['wrong'] == numbers['unanswered'] == 0, numbers['first_problems']
+        health = json.loads(urllib.request.urlopen(url + '/health').read())
+        assert health['rejected'] == numbers['status_503']
+
+        # SIGTERM while requests wait in the batcher: each still gets its answer, then the server exits.
+        answers = []
+
+        def one(text):
+            answers.append(call(url + '/predict', json.dumps({'text': text}).encode()))
+
+        threads = [threading.Thread(target=one, args=(text,)) for text in texts[:4]]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)  # the requests are in, waiting out --max-wait-ms
+        server.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        assert [status for status, _ in answers] == [200] * 4
+        assert sorted(a['labels'] for _, a in answers) == sorted(expected[t][0] for t in texts[:4])
+        # uvicorn re-raises the SIGTERM it caught once it has drained, so the exit status says SIGTERM.
+        assert server.wait(60) in (0, -signal.SIGTERM)
+
+
+class SlowClassifier:
+    """Stands in for predict.Classifier: every batch takes `seconds`."""
+    labels = ['a', 'b']
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.scored = []
+
+    def predict_batch(self, texts, batch_size):
+        time.sleep(self.seconds)
+        self.scored.extend(texts)
+        return None, [['a']] * len(texts), np.zeros((len(texts), 2))
+
+
+def test_batcher_sheds_a_full_queue_at_once_and_times_out_slow_answers():
+    import serve
+
+    async def scenario():
+        classifier = SlowClassifier(0.3)
+        batcher = serve.Batcher(classifier, max_batch=2, max_wait_s=0.001, max_queue=3, timeout_s=0.5)
+        runner = asyncio.create_task(batcher.run())
+        # 2 texts enter the first batch (0.3 s), 3 fill the queue; the 6th request is refused at once.
+        requests = [asyncio.create_task(batcher.predict([f't{i}'])) for i in range(2)]
+        await asyncio.sleep(0.05)
+        requests += [asyncio.create_task(batcher.predict([f't{i}'])) for i in range(2, 5)]
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        with pytest.raises(serve.Overloaded, match='--max-queue 3') as refused:
+            await batcher.predict(['t5'])
+        assert time.perf_counter() - started < 0.05 and refused.value.retry_after >= 1
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        # Batches of 2 at 0.3 s: t0, t1 at 0.3 s, t2, t3 at 0.6 s (past the 0.5 s timeout), t4 later.
+        assert [type(r).__name__ for r in results] == ['tuple', 'tuple', 'Overloaded', 'Overloaded', 'Overloaded']
+        assert 'not answered within 0.5 s' in str(results[2])
+        await asyncio.sleep(0.4)
+        assert 't4' not in classifier.scored  # a timed-out request's texts leave the queue unscored
+        health = batcher.health()
+        assert health['rejected'] == 1 and health['timed_out'] == 3 and health['queued_texts'] == 0
+        runner.cancel()
+        batcher.executor.shutdown(wait=True)
+
+    asyncio.run(scenario())
