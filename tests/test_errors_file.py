@@ -15,7 +15,7 @@ def test_errors_jsonl_lists_exactly_the_wrong_texts_with_their_lines_and_scores(
     weights = trained[0]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        accuracy = evaluate.main(['--weights', weights, '--report-dir', str(tmp_path)])
+        accuracy = evaluate.main(['--weights', weights, '--report-dir', str(tmp_path), '--precision', 'float32'])
     samples = loader.read_samples(path.SAMPLE_TEST)
     rows = [json.loads(line) for line in (tmp_path / path.ERRORS_NAME).read_text(encoding='utf-8').splitlines()]
     assert len(rows) == round((1 - accuracy) * len(samples)) > 0
