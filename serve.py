@@ -56,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--timeout-s', type=float, default=10.0,
                         help='a request not answered within this many seconds gets 503 (default: %(default)s)')
     config.add_inference_precision_flag(parser)
+    config.add_flags(parser, 'long_text', 'stride')
     return parser.parse_args(argv)
 
 
@@ -252,7 +253,8 @@ def main(argv=None):
     args = parse_args(argv)
     import predict
     import uvicorn
-    classifier = predict.Classifier(args.weights, precision=args.inference_precision)
+    classifier = predict.Classifier(args.weights, precision=args.inference_precision, long_text=args.long_text,
+                                    stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,
                      args.max_text_chars, args.max_queue, args.timeout_s)
