@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 setup: system-packages $(VENV)/.installed
 
 # Graphviz draws the model diagram (plot.py --diagram); a CJK font renders the Chinese labels in
-# the figures. Installed with apt-get when missing and running as root (CI), otherwise a hint.
-SYSTEM_PACKAGES := graphviz fonts-wqy-microhei
+# the figures and on serve.py's page; headless Chromium and its driver run the page's browser test
+# (tests/test_page.py). Installed with apt-get when missing and running as root (CI), otherwise a hint.
+SYSTEM_PACKAGES := graphviz fonts-wqy-microhei chromium chromium-driver
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -21,7 +22,7 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
 		echo "note: install $$missing (Debian/Ubuntu: sudo apt-get install $$missing) for the model diagram" \
-		     "and the Chinese labels in plot.py's figures"; \
+		     "and the Chinese labels in plot.py's figures, chromium for the page's browser test"; \
 	fi
 
 $(VENV)/.installed: requirements.txt

@@ -21,9 +21,23 @@ Every work-around for the stack lives here, once, with the reason beside it:
    StridedSlice of booleans with new axes that TFLite's builtin ops cannot run (and the
    pip TensorFlow's TFLite interpreter has no Flex delegate for it). `tflite_friendly_align`
    swaps in the same alignment written with expand_dims while the int8 path traces the model.
+6. TensorFlow 2.21 logs through Abseil, and TF_CPP_MIN_LOG_LEVEL reaches Abseil only when a
+   global object's constructor in libtensorflow_framework.so.2 calls absl::SetMinLogLevel.
+   Two other static initializers of that library (port.cc: "oneDNN custom operations are
+   on", cudart_stub.cc: "Could not find cuda drivers") run before it while the library is
+   loaded, so they log at Abseil's default level, preceded by Abseil's "All log messages
+   before absl::InitializeLog() ..." line; _pywrap_profiler_plugin.so carries its own copy
+   of both libraries and prints the three lines again (tensorflow/tensorflow#100442).
+   Nothing in Python runs between the loading and those constructors, so `import
+   tensorflow` runs with file descriptor 2 read through a pipe that applies
+   TF_CPP_MIN_LOG_LEVEL to Abseil's lines, as TensorFlow would have; everything else on
+   stderr passes unchanged. After the import TensorFlow applies the level itself.
 """
 import contextlib
 import os
+import re
+import sys
+import threading
 
 os.environ.setdefault('TF_KERAS', '1')
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -31,7 +45,58 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 # reach Python as exceptions. Set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import tensorflow as tf  # noqa: E402
+# An Abseil log line: severity letter, MMDD, time (before absl::InitializeLog the seconds
+# are Unix time: 00:00:1795671955.067129), thread id, file:line] message.
+_ABSL_LINE = re.compile(rb'([IWEF])\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] ')
+_ABSL_PREAMBLE = b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR'
+
+
+def _shown(line, min_level):
+    """Whether an stderr line passes TF_CPP_MIN_LOG_LEVEL (0 INFO, 1 WARNING, 2 ERROR, 3 FATAL)."""
+    if line.startswith(_ABSL_PREAMBLE):
+        return min_level == 0
+    match = _ABSL_LINE.match(line)
+    return match is None or 'IWEF'.index(match.group(1).decode()) >= min_level
+
+
+@contextlib.contextmanager
+def _abseil_lines_filtered(min_level):
+    """Fix 6: file descriptor 2 goes through a pipe; a thread passes on the lines that
+    `_shown` keeps, as they come (so a crash while loading still shows its reason)."""
+    try:
+        sys.stderr.flush()
+        real_stderr = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no stderr to filter
+        yield
+        return
+    read_end, write_end = os.pipe()
+
+    def forward():
+        with os.fdopen(read_end, 'rb') as pipe, os.fdopen(real_stderr, 'wb', closefd=False) as out:
+            for line in pipe:
+                if _shown(line, min_level):
+                    out.write(line)
+                    out.flush()
+
+    thread = threading.Thread(target=forward, name='stderr-filter', daemon=True)
+    thread.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)  # closes the pipe's last write end: the thread reads to the end
+        thread.join()
+        os.close(real_stderr)
+
+
+try:
+    _min_log_level = int(os.environ['TF_CPP_MIN_LOG_LEVEL'])
+except ValueError:
+    _min_log_level = 0  # what TensorFlow makes of a value that is not a number
+with _abseil_lines_filtered(_min_log_level):
+    import tensorflow as tf  # noqa: E402
 
 keras = tf.keras  # tf-keras, because TF_USE_LEGACY_KERAS=1
 keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer  # fix 2

@@ -40,6 +40,9 @@ class Config:
     head: str = 'cls'              # cls: [CLS] -> Dense; cnn: the seed's [CLS] + Conv1D 3/4/5 head
     loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2);
                                    # zlpr: Su's multi-label categorical cross-entropy on the logits
+    pos_weight: str = 'none'       # bce/focal: none, auto (per-label weights of the positives from the training
+                                   # frequencies), or a JSON file {label: weight}
+    pos_weight_cap: float = 10.0   # auto: the largest positive weight a rare label gets
     tune_thresholds: bool = False  # after training, fit one threshold per label on the validation split (opt-in:
                                    # on the real corpus it raised validation, not test, exact match; BENCHMARKS.md)
     seed: int = 42
@@ -80,6 +83,10 @@ HELP = {
     'loss': 'training loss: bce (binary cross-entropy), focal (binary focal loss, alpha 0.25, gamma 2) or zlpr '
             "(Su 2020's multi-label categorical cross-entropy, bert4keras' multilabel_categorical_crossentropy, "
             'on the logits; its decision logit > 0 is sigmoid > 0.5)',
+    'pos_weight': 'weight of the positive term of each label in the bce/focal loss: none; auto (sqrt of the most '
+                  'frequent training label\'s count over this label\'s count, capped by --pos-weight-cap: rare labels '
+                  'count more); or a JSON file {label: weight} (missing labels 1); saved as pos_weights.json',
+    'pos_weight_cap': 'largest positive weight --pos-weight auto gives a label',
     'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
                        'beside the weights (evaluate/predict use them unless --threshold is given)',
     'seed': 'random seed (validation split, shuffling, initialisation)',

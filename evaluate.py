@@ -7,7 +7,8 @@ Prints exact-match accuracy (a sample is right only when its whole predicted lab
 equals its true set) and sklearn's per-label classification report with the micro,
 macro, weighted and samples averages. Writes the same report, with the micro
 precision/recall-vs-threshold curve and the most confused label pairs, to report.json and
-report.csv (see report.py) for `python plot.py` to draw.
+report.csv (see report.py) for `python plot.py` to draw, and every wrongly predicted text,
+with its line number, true and predicted labels and their scores, to errors.jsonl.
 """
 import argparse
 import os
@@ -23,10 +24,11 @@ def parse_args(argv=None):
     parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
                                        'if present, else the bundled data/sample-test.txt)')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
-    parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME} and {path.REPORT_CSV_NAME} '
-                                             '(default: the --weights folder)')
+    parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and '
+                                             f'{path.ERRORS_NAME} (default: the --weights folder)')
     config.add_flags(parser, 'batch_size')
     config.add_inference_precision_flag(parser)
+    config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights
     if args.data and not args.test:
@@ -54,15 +56,45 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
         import report as report_lib
         written = report_lib.write(report_dir, report_lib.build(classifier.labels, targets, predictions, scores,
                                                                 classifier.threshold, classifier.top1_fallback))
-        print('report: ' + ', '.join(written))
+        errors_path = os.path.join(report_dir, path.ERRORS_NAME)
+        count = write_errors(errors_path, samples, classifier.labels, targets, predictions, scores)
+        print('report: ' + ', '.join([*written, f'{errors_path} ({count} wrong texts)']))
     return accuracy, report
+
+
+def write_errors(errors_path, samples, labels, targets, predictions, scores):
+    """One JSON line per sample whose predicted label set is not its true one (as exact match
+    counts it), in file order: the line number in the file, the text, the true and predicted
+    labels, and the scores of both (a missed label's low score, a wrong label's high one).
+    Returns how many were written."""
+    import json
+    import numpy as np
+    wrong = np.flatnonzero((targets != predictions).any(axis=1))
+
+    def write(temporary):
+        with open(temporary, 'w', encoding='utf-8') as f:
+            for i in wrong:
+                true = list(samples[i].labels)
+                predicted = [labels[j] for j in np.flatnonzero(predictions[i])]
+                score = {label: round(float(s), 4) for label, s in zip(labels, scores[i])}
+                f.write(json.dumps({
+                    'line': int(i) + 1,  # read_samples keeps every line, in order
+                    'text': samples[i].text,
+                    'true': true,
+                    'predicted': predicted,
+                    'true_scores': {label: score.get(label) for label in true},  # None: a label the model lacks
+                    'predicted_scores': {label: score[label] for label in predicted},
+                }, ensure_ascii=False) + '\n')
+    path.atomic_write(errors_path, write)
+    return len(wrong)
 
 
 def main(argv=None):
     args = parse_args(argv)
     import loader
     import predict
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+                                    long_text=args.long_text, stride=args.stride)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
     print(f'precision: {classifier.precision}')
     samples = loader.read_samples(args.test)

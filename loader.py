@@ -116,6 +116,40 @@ def encode_texts(tokenizer, texts, maxlen, progress=True):
     return [tokenizer.encode(text, maxlen=maxlen)[0] for text in texts]
 
 
+def window_starts(token_count, window, stride):
+    """Where the windows of a text of `token_count` tokens start ([CLS] and [SEP] not counted).
+
+    One window when the text fits (the same as truncation); else a window every `stride`
+    tokens and a last one that ends on the text's last token, so every token is seen.
+    stride 0 means half a window.
+    """
+    if token_count <= window:
+        return [0]
+    stride = stride or max(1, window // 2)  # max: a 1-token window would otherwise never move
+    return list(range(0, token_count - window, stride)) + [token_count - window]
+
+
+def encode_windows(tokenizer, texts, maxlen, stride=0, progress=True):
+    """Texts -> (token-id lists of every window, index of the text each window belongs to).
+
+    Each text is tokenized whole, [CLS] c1 .. cn [SEP]; a window is [CLS] + c[s:s + maxlen - 2]
+    + [SEP] for each start s of `window_starts`. A text that fits gives exactly the ids of
+    `encode_texts`. A text's windows are consecutive, in order.
+    """
+    if stride < 0:
+        raise config.InputError(f'--stride {stride}: must be 0 (half a window) or more')
+    window = maxlen - 2
+    windows, owners = [], []
+    texts = tqdm(texts, desc='tokenize', unit=' texts', leave=False, disable=not progress or len(texts) < 2000)
+    for index, text in enumerate(texts):
+        ids = tokenizer.encode(text)[0]
+        cls, tokens, sep = ids[:1], ids[1:-1], ids[-1:]
+        for start in window_starts(len(tokens), window, stride):
+            windows.append(cls + tokens[start:start + window] + sep)
+            owners.append(index)
+    return windows, np.array(owners, dtype='int64')
+
+
 def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0, first_epoch=0, epochs=1):
     """tf.data batches ((token_ids, segment_ids), targets), padded to each batch's longest text.
 

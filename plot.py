@@ -108,22 +108,22 @@ def figure(width, height):
     return Figure(figsize=(width, height))
 
 
-def plot_training(rows, png_path):
-    """Loss, validation exact match (best epoch marked) and learning rates per epoch."""
-    epochs = [row['epoch'] for row in rows]
+def plot_training(history, png_path):
+    """Loss, validation exact match (best epoch marked) and learning rates per epoch of a
+    history.csv table (pandas.read_csv)."""
     fig = figure(13, 3.6)
     loss_axes, match_axes, lr_axes = fig.subplots(1, 3)
-    loss_axes.plot(epochs, [row['loss'] for row in rows], marker='.')
+    loss_axes.plot(history.epoch, history.loss, marker='.')
     loss_axes.set(title='training loss', xlabel='epoch', ylabel='loss (train.py --loss)')
-    scores = [row['val_exact_match'] for row in rows]
-    best = max(range(len(rows)), key=lambda i: (scores[i], -i))  # the first best epoch, the one saved
-    match_axes.plot(epochs, scores, marker='.', color='tab:green')
-    match_axes.plot([epochs[best]], [scores[best]], marker='*', markersize=14, color='tab:red', linestyle='',
-                    label=f'best {scores[best]:.4f} (epoch {epochs[best]})')
+    best = history.val_exact_match.idxmax()  # the row of the first best epoch, the one saved
+    epoch, score = history.epoch[best], history.val_exact_match[best]
+    match_axes.plot(history.epoch, history.val_exact_match, marker='.', color='tab:green')
+    match_axes.plot([epoch], [score], marker='*', markersize=14, color='tab:red', linestyle='',
+                    label=f'best {score:.4f} (epoch {epoch})')
     match_axes.set(title='validation exact match (EMA weights)', xlabel='epoch', ylim=(0, 1.02))
     match_axes.legend(loc='lower right')
-    lr_axes.plot(epochs, [row['encoder_lr'] for row in rows], marker='.', label='encoder')
-    lr_axes.plot(epochs, [row['head_lr'] for row in rows], marker='.', label='head')
+    lr_axes.plot(history.epoch, history.encoder_lr, marker='.', label='encoder')
+    lr_axes.plot(history.epoch, history.head_lr, marker='.', label='head')
     lr_axes.set(title='learning rate', xlabel='epoch', yscale='log')
     lr_axes.legend()
     for axes in (loss_axes, match_axes, lr_axes):
@@ -217,12 +217,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import history
+    import pandas as pd
     history_path = os.path.join(args.weights, path.HISTORY_NAME)
     report_path = os.path.join(args.report_dir, path.REPORT_NAME)
     written = []
     if os.path.exists(history_path):
-        written.append(plot_training(history.read_history(history_path), os.path.join(args.out, 'training.png')))
+        written.append(plot_training(pd.read_csv(history_path), os.path.join(args.out, 'training.png')))
     else:
         print(f'no {history_path} (train.py writes it): no training curves', file=sys.stderr)
     if os.path.exists(report_path):

@@ -206,7 +206,8 @@ class Classifier:
     in `precision` (auto, float32, bfloat16 or int8; `self.precision` says which one auto chose).
     `self.model` is the Keras model; `self.engine` scores: the model, or its int8 TFLite copy."""
 
-    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None, precision='float32'):
+    def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None, precision='float32',
+                 long_text=config.DEFAULTS.long_text, stride=config.DEFAULTS.stride):
         import loader
         import model as model_lib
         self.meta = load_meta(weights_dir)
@@ -222,6 +223,9 @@ class Classifier:
             threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
+        if long_text not in config.CHOICES['long_text']:
+            raise config.InputError(f'long_text {long_text!r}: not one of {", ".join(config.CHOICES["long_text"])}')
+        self.long_text, self.stride = long_text, stride  # texts over maxlen tokens: truncate, or chunk
         self.tokenizer = loader.load_tokenizer(os.path.join(weights_dir, path.VOCAB_NAME))
         self.precision = resolve_precision(precision)
         with dtype_policy(POLICIES[self.precision]):
@@ -245,8 +249,21 @@ class Classifier:
 
     def scores(self, texts, batch_size=64, progress=False):
         import loader
+        if self.long_text == 'chunk':
+            return self.window_scores(texts, batch_size, progress)
         token_ids = loader.encode_texts(self.tokenizer, texts, self.maxlen, progress=progress)
         return predict_scores(self.engine, token_ids, batch_size, progress=progress)
+
+    def window_scores(self, texts, batch_size=64, progress=False):
+        """--long-text chunk: every text cut into overlapping windows of maxlen tokens; the
+        windows of all the texts are scored together (sorted by length, batched), and each
+        label's score of a text is its highest over the text's windows: a label is there when
+        any part of the text shows it."""
+        import loader
+        windows, owners = loader.encode_windows(self.tokenizer, texts, self.maxlen, self.stride, progress=progress)
+        scores = predict_scores(self.engine, windows, batch_size, progress=progress)
+        first_windows = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])  # every text has one or more
+        return np.maximum.reduceat(scores, first_windows, axis=0) if len(texts) else scores
 
     def predict_batch(self, texts, batch_size=64, progress=False):
         """Texts -> (multi-hot array [n, labels], list of label lists, scores [n, labels])."""
@@ -308,6 +325,7 @@ def parse_args(argv=None):
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size')
     config.add_inference_precision_flag(parser)
+    config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     if not args.texts and not args.file:
         parser.error('give texts as arguments or --file FILE (- for standard input)')
@@ -316,7 +334,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
+    classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+                            long_text=args.long_text, stride=args.stride)
     if args.file == '-':
         chunks = read_chunks(sys.stdin, STREAM_CHUNK)
     elif args.file:

@@ -7,7 +7,6 @@ the most confused label pairs. evaluate.py writes it as JSON and CSV; plot.py dr
 Per-label and averaged scores are sklearn's `classification_report`, the same numbers
 evaluate.py prints.
 """
-import csv
 import os
 
 import numpy as np
@@ -80,10 +79,8 @@ def write(folder, report):
     path.write_json(json_path, report)
 
     def write_csv(temporary):
-        with open(temporary, 'w', newline='', encoding='utf-8') as f:
-            writer = csv.DictWriter(f, ('label', 'precision', 'recall', 'f1', 'support', 'threshold'))
-            writer.writeheader()
-            writer.writerows(report['labels'])
-            writer.writerows({'label': name, **row} for name, row in report['averages'].items())
+        import pandas as pd
+        averages = [{'label': name, **row} for name, row in report['averages'].items()]  # threshold left empty
+        pd.DataFrame(report['labels'] + averages).to_csv(temporary, index=False)
     path.atomic_write(csv_path, write_csv)
     return json_path, csv_path

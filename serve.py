@@ -1,6 +1,7 @@
 """Serve a trained model over HTTP: JSON in, labels and scores out (FastAPI + uvicorn).
 
     python serve.py                                   # weights/, http://127.0.0.1:8000
+    # then open http://127.0.0.1:8000/ in a browser: a page to try the model (page.html)
     python serve.py --weights weights --port 8080 --max-batch 64 --max-wait-ms 5
 
     curl -s localhost:8000/predict -d '{"text": "青岛地铁施工段坍塌致3人遇难"}'
@@ -55,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--timeout-s', type=float, default=10.0,
                         help='a request not answered within this many seconds gets 503 (default: %(default)s)')
     config.add_inference_precision_flag(parser)
+    config.add_flags(parser, 'long_text', 'stride')
     return parser.parse_args(argv)
 
 
@@ -205,6 +207,13 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
     async def overloaded(request, error):
         return JSONResponse({'detail': str(error)}, status_code=503, headers={'Retry-After': str(error.retry_after)})
 
+    page = open(path.SERVE_PAGE, encoding='utf-8').read()  # read once; the page's HTML and JS live in page.html
+
+    @app.get('/', include_in_schema=False)
+    async def index():
+        from fastapi.responses import HTMLResponse
+        return HTMLResponse(page)
+
     @app.get('/health')
     async def health():
         return {'status': 'ok', 'labels': len(classifier.labels), 'threshold': classifier.threshold_json(),
@@ -244,7 +253,8 @@ def main(argv=None):
     args = parse_args(argv)
     import predict
     import uvicorn
-    classifier = predict.Classifier(args.weights, precision=args.inference_precision)
+    classifier = predict.Classifier(args.weights, precision=args.inference_precision, long_text=args.long_text,
+                                    stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,
                      args.max_text_chars, args.max_queue, args.timeout_s)

@@ -33,19 +33,16 @@ def data_stats(samples, tokenizer, maxlen, progress=True):
     texts = tqdm([s.text for s in samples], desc='tokenize', unit=' lines', leave=False, delay=2, disable=not progress)
     tokens = np.array([len(tokenizer.encode(text)[0]) for text in texts])
 
-    by_text = collections.defaultdict(list)
-    for number, sample in enumerate(samples, 1):
-        by_text[sample.text].append(number)
-    repeated, conflicting = [], []
-    for text, numbers in by_text.items():
-        label_sets = collections.defaultdict(list)
-        for number in numbers:
-            label_sets[frozenset(samples[number - 1].labels)].append(number)
-        repeated += [{'lines': lines, 'labels': '|'.join(samples[lines[0] - 1].labels), 'text': text}
-                     for lines in label_sets.values() if len(lines) > 1]
-        if len(label_sets) > 1:
-            conflicting.append({'text': text, 'lines': {number: '|'.join(samples[number - 1].labels)
-                                                        for number in numbers}})
+    import pandas as pd
+    table = pd.DataFrame({'line': range(1, len(samples) + 1), 'text': [s.text for s in samples],
+                          'labels': ['|'.join(s.labels) for s in samples],  # as written on the line
+                          'label_set': ['|'.join(sorted(s.labels)) for s in samples]})  # order does not matter
+    same = table[table.duplicated(['text', 'label_set'], keep=False)]
+    repeated = [{'lines': group.line.tolist(), 'labels': group.labels.iloc[0], 'text': text}
+                for (text, _), group in same.groupby(['text', 'label_set'], sort=False)]
+    differing = table[table.groupby('text').label_set.transform('nunique') > 1]
+    conflicting = [{'text': text, 'lines': dict(zip(group.line.tolist(), group.labels))}
+                   for text, group in differing.groupby('text', sort=False)]
     return {
         'lines': len(samples),
         'labels': len(label_counts),

@@ -40,7 +40,8 @@ def parse_args(argv=None):
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
-                     'valid_ratio', 'dropout', 'head', 'loss', 'tune_thresholds', 'seed', 'strategy', 'precision')
+                     'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'tune_thresholds',
+                     'seed', 'strategy', 'precision')
     args = parser.parse_args(argv)
     if args.data and not args.train:
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
@@ -127,13 +128,22 @@ def fine_tune(args, cfg, strategy, out_dir):
     valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, run_lib.interactive())
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
+    pos_weights = model_lib.positive_weights(cfg.pos_weight, labels, train_targets, cfg.pos_weight_cap)
+    pos_weights_path = os.path.join(out_dir, path.POS_WEIGHTS_NAME)
+    if pos_weights is not None:
+        model_lib.build_loss(cfg.loss, pos_weights)  # refuses zlpr before any model is built
+        path.write_json(pos_weights_path, dict(zip(labels, map(float, pos_weights))))
+        print(f'positive weights ({cfg.pos_weight}): {pos_weights.min():.2f} to {pos_weights.max():.2f}, '
+              f'in {os.path.join(args.weights, path.POS_WEIGHTS_NAME)}')
+    elif os.path.exists(pos_weights_path):
+        os.remove(pos_weights_path)  # an earlier run's, not this model's
 
     print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); '
           f'precision: {cfg.precision}')
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head)
-        model_lib.compile_for_training(classifier, cfg)
+        model_lib.compile_for_training(classifier, cfg, pos_weights)
 
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
     # included), step count, best score, early-stopping counter. The data order of epoch e is

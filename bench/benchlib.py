@@ -36,3 +36,18 @@ def median_seconds(function, steps, warmup=2):
 def best_seconds(function, repeats):
     """Fastest of `repeats` timed calls after one warm-up call: the least disturbed by other work."""
     return min(timings(function, repeats, 1))
+
+
+def provenance(script, argv):
+    """What every results JSON records: the command, date, machine, load average and git commit."""
+    import datetime
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                           capture_output=True, text=True)
+    return {'command': ' '.join(['python', script] + list(sys.argv[1:] if argv is None else argv)),
+            'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'machine': describe(), 'load_average': [round(x, 2) for x in os.getloadavg()],
+            'git_commit': commit.stdout.strip() + ('+uncommitted changes' if dirty.stdout.strip() else '')}
