@@ -59,6 +59,9 @@ class Config:
 
 
 PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout')  # not train.py settings
+# How a trained model is used, not how it is trained (training always truncates): left out of
+# train.py's resume fingerprint, so a run started before one of them existed still resumes.
+INFERENCE_ONLY = ('inference_precision', 'long_text', 'stride')
 
 
 HELP = {

@@ -104,7 +104,9 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
 
 def main(argv=None):
     args = parse_args(argv)
+    import predict
     import run
+    predict.load_meta(args.weights)  # a missing model is refused before the lock would create its folder
     with run.lock(args.weights):  # never export a folder a training run is writing
         classifier = export(args.weights, args.out, args.inference_precision, args.long_text, args.stride)
     threshold = classifier.threshold_json()

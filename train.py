@@ -148,10 +148,10 @@ def fine_tune(args, cfg, strategy, out_dir):
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
     # included), step count, best score, early-stopping counter. The data order of epoch e is
     # a function of (seed, e) and the validation split of the seed, so they come back as well.
-    # Epochs and patience may grow on resume, and the devices may change; the inference
-    # precision does not touch training.
+    # Epochs and patience may grow on resume, and the devices may change; how the model
+    # will be used (precision, long texts) does not touch training.
     settings = {k: v for k, v in vars(cfg).items()
-                if k not in ('epochs', 'patience', 'strategy', 'inference_precision') + config.PRETRAINING_ONLY}
+                if k not in ('epochs', 'patience', 'strategy') + config.INFERENCE_ONLY + config.PRETRAINING_ONLY}
     fingerprint = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
     run = run_lib.Run(out_dir, fingerprint, {'model': classifier, 'optimizer': classifier.optimizer}, args.resume,
                       history_lib.COLUMNS, metric='acc', read_dir=args.weights)

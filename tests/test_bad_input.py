@@ -29,6 +29,7 @@ def test_scripts_report_bad_input_in_one_line(script, flags, message):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
     assert message in result.stderr and 'Traceback' not in result.stderr
+    assert not os.path.exists(os.path.join(ROOT, 'no')), 'a refused command left a folder behind'
 
 
 def test_a_vocabulary_that_does_not_fit_the_config_is_refused(tiny_pretrained, tmp_path):
