@@ -41,11 +41,12 @@ def parse_line(line, where):
     return Sample(tuple(dict.fromkeys(labels)), text)  # de-duplicated, order kept
 
 
-def read_samples(path):
-    """All samples of a file; DataError on the first bad line, the encoding included."""
+def read_lines(path, what='lines'):
+    """(file:line, line) for each line of a UTF-8 file, without its line end; DataError for a
+    missing file, bytes that are not UTF-8, a blank line, or a file without lines."""
     if not os.path.isfile(path):
         raise DataError(f'{path}: no such file')
-    samples = []
+    count = 0
     with open(path, 'rb') as f:
         for number, raw in enumerate(f, 1):
             where = f'{path}:{number}'
@@ -57,30 +58,20 @@ def read_samples(path):
             line = line.rstrip('\r\n')
             if not line.strip():
                 raise DataError(f'{where}: empty line')
-            samples.append(parse_line(line, where))
-    if not samples:
-        raise DataError(f'{path}: no samples in the file')
-    return samples
+            count += 1
+            yield where, line
+    if not count:
+        raise DataError(f'{path}: no {what} in the file')
+
+
+def read_samples(path):
+    """All samples of a file; DataError on the first bad line, the encoding included."""
+    return [parse_line(line, where) for where, line in read_lines(path, 'samples')]
 
 
 def read_texts(path):
     """The texts of a plain-text file, one per line (pretraining input); DataError names file:line."""
-    if not os.path.isfile(path):
-        raise DataError(f'{path}: no such file')
-    texts = []
-    with open(path, 'rb') as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                text = raw.decode('utf-8-sig' if number == 1 else 'utf-8').strip()
-            except UnicodeDecodeError as error:
-                raise DataError(f'{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start}); '
-                                'convert the file to UTF-8') from None
-            if not text:
-                raise DataError(f'{path}:{number}: empty line')
-            texts.append(text)
-    if not texts:
-        raise DataError(f'{path}: no texts in the file')
-    return texts
+    return [line.strip() for _, line in read_lines(path, 'texts')]
 
 
 def split_validation(samples, valid_ratio, seed):
