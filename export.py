@@ -106,7 +106,8 @@ def main(argv=None):
     args = parse_args(argv)
     import predict
     import run
-    predict.load_meta(args.weights)  # a missing model is refused before the lock would create its folder
+    if not os.path.isdir(args.weights):
+        predict.load_meta(args.weights)  # refused with the reason before the lock would create the folder
     with run.lock(args.weights):  # never export a folder a training run is writing
         classifier = export(args.weights, args.out, args.inference_precision, args.long_text, args.stride)
     threshold = classifier.threshold_json()
