@@ -45,6 +45,7 @@ class Config:
     pos_weight_cap: float = 10.0   # auto: the largest positive weight a rare label gets
     tune_thresholds: bool = False  # after training, fit one threshold per label on the validation split (opt-in:
                                    # on the real corpus it raised validation, not test, exact match; BENCHMARKS.md)
+    group_by_length: int = 0       # training batches: sort each run of N batches' texts by length (0: off)
     seed: int = 42
     strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
     precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
@@ -92,6 +93,8 @@ HELP = {
     'pos_weight_cap': 'largest positive weight --pos-weight auto gives a label',
     'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
                        'beside the weights (evaluate/predict use them unless --threshold is given)',
+    'group_by_length': 'training batches: sort each run of N batches worth of shuffled texts by length, cut it '
+                       'into batches and shuffle those, so a batch pads little (same batches per epoch; 0: off)',
     'seed': 'random seed (validation split, shuffling, initialisation)',
     'strategy': 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with several '
                 'GPUs, else default), default (one device), mirrored, multiworker',

@@ -141,19 +141,39 @@ def encode_windows(tokenizer, texts, maxlen, stride=0, progress=True):
     return windows, np.array(owners, dtype='int64')
 
 
-def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0, first_epoch=0, epochs=1):
+def make_dataset(token_ids, targets, batch_size, shuffle=False, seed=0, first_epoch=0, epochs=1, group_by_length=0):
     """tf.data batches ((token_ids, segment_ids), targets), padded to each batch's longest text.
 
     Epochs first_epoch .. epochs-1 follow each other; with `shuffle`, epoch e's order is a
     pure function of (seed, e), so a resumed run sees the same data order as an unbroken one.
+    With `shuffle` and group_by_length=G > 0, each run of G * batch_size shuffled texts is
+    sorted by length and cut into batches, and the batches are shuffled: a batch holds texts
+    of about one length, so it pads (and computes) little, with the same number of batches.
     """
     all_ids = tf.ragged.constant(token_ids, dtype=tf.int32)
     all_targets = tf.constant(targets, tf.float32)
+    lengths = tf.constant([len(ids) for ids in token_ids], tf.int32)
+    count, window = len(token_ids), batch_size * group_by_length
+    full_windows, full_batches = (count // window) * window if window else 0, (count // batch_size) * batch_size
+
+    def by_length(order):
+        return tf.gather(order, tf.argsort(tf.gather(lengths, order), stable=True))
+
+    def grouped(order, epoch_seed):
+        windows = tf.reshape(order[:full_windows], [-1, window])
+        order = tf.concat([tf.reshape(tf.map_fn(by_length, windows), [-1]), by_length(order[full_windows:])], 0)
+        batches = tf.reshape(order[:full_batches], [-1, batch_size])
+        batches = tf.random.experimental.stateless_shuffle(
+            batches, seed=tf.random.experimental.stateless_fold_in(epoch_seed, 1))
+        return tf.concat([tf.reshape(batches, [-1]), order[full_batches:]], 0)  # the short batch stays last
 
     def one_epoch(epoch):
-        order = tf.range(len(token_ids))
+        order = tf.range(count)
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed)
+            if group_by_length:
+                order = grouped(order, epoch_seed)
         rows = tf.data.Dataset.from_tensor_slices(order).map(lambda i: (all_ids[i], all_targets[i]))
         return rows.ragged_batch(batch_size)
 

@@ -43,12 +43,12 @@ class Masker:
         masked = tf.where(chosen & (roll >= 0.8) & (roll < 0.9), random_tokens, masked)
         return masked, tf.where(chosen, token_ids, 0)
 
-    def batches(self, token_ids, batch_size, seed, shuffle=False, first_epoch=0, epochs=1):
+    def batches(self, token_ids, batch_size, seed, shuffle=False, first_epoch=0, epochs=1, group_by_length=0):
         """loader.make_dataset's batches (padded to their own length), masked; batch n uses seed (seed, n)."""
         steps = loader.batches_per_epoch(len(token_ids), batch_size)
         no_targets = np.zeros((len(token_ids), 0), 'float32')
         data = loader.make_dataset(token_ids, no_targets, batch_size, shuffle=shuffle, seed=seed,
-                                   first_epoch=first_epoch, epochs=epochs)
+                                   first_epoch=first_epoch, epochs=epochs, group_by_length=group_by_length)
 
         def mask(number, batch):
             (ids, segments), _ = batch

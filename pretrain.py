@@ -58,7 +58,7 @@ def parse_args(argv=None):
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
-                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'seed', 'precision')
+                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
@@ -167,8 +167,8 @@ def pretrain(args, cfg):
     if run.finished(cfg.epochs, cfg.patience):
         print('this run had already finished')
     else:
-        train_data = masker.batches(train_ids, cfg.batch_size, cfg.seed, shuffle=True,
-                                    first_epoch=run.epoch, epochs=cfg.epochs)
+        train_data = masker.batches(train_ids, cfg.batch_size, cfg.seed, shuffle=True, first_epoch=run.epoch,
+                                    epochs=cfg.epochs, group_by_length=cfg.group_by_length)
         callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget)
         model.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=0)

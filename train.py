@@ -41,7 +41,7 @@ def parse_args(argv=None):
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'tune_thresholds',
-                     'seed', 'strategy', 'precision')
+                     'group_by_length', 'seed', 'strategy', 'precision')
     args = parser.parse_args(argv)
     if args.data and not args.train:
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
@@ -177,7 +177,8 @@ def fine_tune(args, cfg, strategy, out_dir):
         print('this run had already finished')
     else:
         train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                         first_epoch=run.epoch, epochs=cfg.epochs)
+                                         first_epoch=run.epoch, epochs=cfg.epochs,
+                                         group_by_length=cfg.group_by_length)
         steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
         # First: the others see its val_exact_match and the learning rates.
         callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget,

@@ -114,3 +114,23 @@ def test_real_corpus_parses_with_its_65_labels():
     assert len(loader.label_list(train)) == 65
     assert loader.label_list(test) == loader.label_list(train)
     assert sum(len(s.labels) > 1 for s in train) == 1121
+
+
+def test_group_by_length_keeps_every_text_once_and_pads_less():
+    rng = np.random.default_rng(0)
+    token_ids = [[2] + [5] * int(n) + [3] for n in rng.integers(1, 120, size=203)]
+
+    def epochs(group, first_epoch=0):
+        data = loader.make_dataset(token_ids, np.zeros((203, 1)), batch_size=8, shuffle=True, seed=3,
+                                   first_epoch=first_epoch, epochs=2, group_by_length=group)
+        return [ids.numpy() for (ids, _), _ in data]
+
+    plain, grouped = epochs(0), epochs(4)
+    assert len(grouped) == len(plain) == 2 * 26
+    for epoch in (grouped[:26], grouped[26:]):  # each text once per epoch, the short batch last
+        assert sorted((row != 0).sum() for batch in epoch for row in batch) == sorted(map(len, token_ids))
+        assert [len(batch) for batch in epoch] == [8] * 25 + [3]
+    assert sum(b.size for b in grouped) < 0.8 * sum(b.size for b in plain)  # 0.72 here
+    assert grouped[0].tolist() != grouped[26].tolist()  # each epoch its own order
+    resumed = epochs(4, first_epoch=1)  # a resumed run sees the unbroken run's second epoch
+    assert all((a == b).all() for a, b in zip(resumed, grouped[26:]))
