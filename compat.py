@@ -32,6 +32,12 @@ Every work-around for the stack lives here, once, with the reason beside it:
    tensorflow` runs with file descriptor 2 read through a pipe that applies
    TF_CPP_MIN_LOG_LEVEL to Abseil's lines, as TensorFlow would have; everything else on
    stderr passes unchanged. After the import TensorFlow applies the level itself.
+7. bert4keras' RoPE repeats each sinusoid column twice with `K.repeat_elements`, which TF
+   builds as a Split into single columns and a Concat of each twice. OpenVINO 2026.4's
+   converter rewrites that pair into an Interpolate with an axis past the tensor's rank and
+   fails (SplitConcatPairToInterpolateFusion: "All axes values should less than input rank").
+   `openvino_friendly_rope` swaps in the same rotation written with tf.repeat while a model
+   is traced for OpenVINO (bench/openvino_compare.py).
 """
 import contextlib
 import os
@@ -170,3 +176,31 @@ def tflite_friendly_align():
         yield
     finally:
         bert4keras.backend.align, bert4keras.layers.align = saved
+
+
+def _rope_with_tf_repeat(sinusoidal, *tensors):
+    """bert4keras.backend.apply_rotary_position_embeddings (fix 7), the same values."""
+    import bert4keras.backend
+    ndim = len(tensors[0].shape)
+    sinusoidal = bert4keras.backend.align(sinusoidal, [0, 1, -1], ndim)
+    cos_pos = tf.repeat(sinusoidal[..., 1::2], 2, axis=-1)
+    sin_pos = tf.repeat(sinusoidal[..., ::2], 2, axis=-1)
+    outputs = []
+    for tensor in tensors:
+        rotated = tf.reshape(tf.stack([-tensor[..., 1::2], tensor[..., ::2]], ndim), tf.shape(tensor))
+        outputs.append(tensor * cos_pos + rotated * sin_pos)
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+@contextlib.contextmanager
+def openvino_friendly_rope():
+    """Fix 7: inside the block, models traced rotate with `_rope_with_tf_repeat` (same values)."""
+    import bert4keras.backend
+    import bert4keras.layers
+    saved = bert4keras.backend.apply_rotary_position_embeddings, bert4keras.layers.apply_rotary_position_embeddings
+    bert4keras.backend.apply_rotary_position_embeddings = _rope_with_tf_repeat
+    bert4keras.layers.apply_rotary_position_embeddings = _rope_with_tf_repeat
+    try:
+        yield
+    finally:
+        bert4keras.backend.apply_rotary_position_embeddings, bert4keras.layers.apply_rotary_position_embeddings = saved

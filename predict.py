@@ -82,7 +82,8 @@ def predict_scores(model, token_ids, batch_size=64, progress=False):
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)
-    score = model if isinstance(model, Int8Model) else _scoring_function(model)
+    from compat import keras
+    score = _scoring_function(model) if isinstance(model, keras.Model) else model  # else an engine: Int8Model...
     for start in tqdm(starts, desc='predict', unit=' batches', leave=False, disable=not progress):
         rows = order[start:start + batch_size]
         scores[rows] = np.asarray(score(*loader.pad_batch([token_ids[i] for i in rows])))

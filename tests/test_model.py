@@ -144,3 +144,17 @@ def test_fgm_adds_the_gradient_at_the_perturbed_embeddings(tiny_pretrained, conf
     # A vanishing perturbation doubles the plain gradient; a real one changes it.
     np.testing.assert_allclose(zero_step, 2 * plain, rtol=1e-4, atol=1e-7)
     assert not np.allclose(adversarial, 2 * plain, rtol=1e-3, atol=1e-6)
+
+
+def test_openvino_friendly_rope_rotates_exactly_as_bert4keras():
+    import bert4keras.backend
+    rng = np.random.default_rng(0)
+    sinusoidal = tf.constant(rng.standard_normal((2, 7, 8)), tf.float32)  # [batch, length, head size]
+    query, key = (tf.constant(rng.standard_normal((2, 7, 3, 8)), tf.float32) for _ in range(2))
+    expected = bert4keras.backend.apply_rotary_position_embeddings(sinusoidal, query, key)
+    with compat.openvino_friendly_rope():
+        import bert4keras.layers
+        got = bert4keras.layers.apply_rotary_position_embeddings(sinusoidal, query, key)
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert bert4keras.layers.apply_rotary_position_embeddings is bert4keras.backend.apply_rotary_position_embeddings
