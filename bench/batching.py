@@ -31,14 +31,19 @@ ARCHITECTURE = ['--layers', '4', '--hidden', '256', '--heads', '4']
 EPOCH_LINE = re.compile(r'^Epoch 1/1 - (\d+)s', re.M)
 
 
-def padding_share(train_file, max_samples, maxlen, batch_size, group):
-    """Share of the padded token positions of one shuffled epoch that are padding."""
+def corpus_token_ids(train_file, max_samples, maxlen):
+    """Token ids of the first `max_samples` training texts, as train.py and pretrain.py encode them."""
     import loader
     samples = loader.read_samples(train_file)[:max_samples]
     tokenizer = loader.load_tokenizer(os.path.join(path.pretrained_dir('small'), path.VOCAB_NAME))
-    token_ids = loader.encode_texts(tokenizer, [s.text for s in samples], maxlen, progress=False)
-    batches = loader.make_dataset(token_ids, [[0.0]] * len(token_ids), batch_size, shuffle=True, seed=42,
-                                  group_by_length=group)
+    return loader.encode_texts(tokenizer, [s.text for s in samples], maxlen, progress=False)
+
+
+def padding_share(token_ids, batch_size, group):
+    """Share of the padded token positions of one shuffled epoch that are padding."""
+    import loader
+    batches = loader.make_dataset(token_ids, [[0.0]] * len(token_ids), batch_size, shuffle=True,
+                                  seed=config.DEFAULTS.seed, group_by_length=group)
     padded = sum(int(ids.shape[0] * ids.shape[1]) for (ids, _), _ in batches)
     return 1 - sum(map(len, token_ids)) / padded
 
@@ -69,6 +74,7 @@ def main(argv=None):
     if not os.path.exists(train_file):
         sys.exit(f'{train_file}: not found (the real corpus; see --data)')
 
+    token_ids = corpus_token_ids(train_file, args.max_samples, args.maxlen)  # encoded once, for the padding shares
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for precision in args.precisions:
@@ -83,10 +89,8 @@ def main(argv=None):
                                       '--batch-size', '32', '--fgm-epsilon', '0'] + common)
                 rows.append({'precision': precision, 'group_by_length': group,
                              'mlm_epoch_seconds': mlm, 'fine_tune_epoch_seconds': fine,
-                             'mlm_padding_share': round(padding_share(train_file, args.max_samples, args.maxlen,
-                                                                      64, group), 4),
-                             'fine_tune_padding_share': round(padding_share(train_file, args.max_samples,
-                                                                            args.maxlen, 32, group), 4)})
+                             'mlm_padding_share': round(padding_share(token_ids, 64, group), 4),
+                             'fine_tune_padding_share': round(padding_share(token_ids, 32, group), 4)})
     base = rows[0]
     for row in rows:
         row['mlm_speedup'] = round(base['mlm_epoch_seconds'] / row['mlm_epoch_seconds'], 2)
