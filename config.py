@@ -57,9 +57,13 @@ class Config:
     weight_decay: float = 0.01     # AdamW's decoupled weight decay
     mask_rate: float = 0.15        # share of tokens to predict: 80% [MASK], 10% a random token, 10% kept
     mlm_dropout: float = 0.0       # encoder dropout while pretraining (short budgets underfit; 0 learns faster)
+    objective: str = 'mlm'         # mlm: masked language model; rtd: ELECTRA's replaced-token detection
+    generator_size: float = 0.25   # rtd: the generator's width as a share of the discriminator's
+    rtd_weight: float = 50.0       # rtd: weight of the discriminator's loss beside the generator's (ELECTRA: 50)
 
 
-PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout')  # not train.py settings
+PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout', 'objective', 'generator_size',
+                    'rtd_weight')  # not train.py settings
 # How a trained model is used, not how it is trained (training always truncates): left out of
 # train.py's resume fingerprint, so a run started before one of them existed still resumes.
 INFERENCE_ONLY = ('inference_precision', 'long_text', 'stride')
@@ -110,6 +114,10 @@ HELP = {
     'mask_rate': 'share of the tokens the MLM predicts (of those: 80%% [MASK], 10%% a random token, 10%% unchanged)',
     'mlm_dropout': 'dropout inside the encoder while pretraining (the written bert_config.json keeps the '
                    "architecture's own rate for fine-tuning)",
+    'objective': 'pretraining task: mlm (predict the masked tokens) or rtd (ELECTRA: a small generator fills the '
+                 'masked tokens in, the model written learns for every token whether it was replaced)',
+    'generator_size': "rtd: the generator's hidden size as a share of the model's (same depth, shared embeddings)",
+    'rtd_weight': "rtd: weight of the replaced-token loss beside the generator's MLM loss",
 }
 
 CHOICES = {
@@ -120,6 +128,7 @@ CHOICES = {
     'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
     'long_text': ('truncate', 'chunk'),
+    'objective': ('mlm', 'rtd'),
 }
 
 DEFAULTS = Config()

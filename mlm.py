@@ -119,17 +119,21 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {'peak': self.peak, 'warmup_steps': self.warmup_steps, 'total_steps': self.total_steps}
 
 
-def build(bert_config, checkpoint, cfg, total_steps):
-    """(bert4keras Transformer, compiled MaskedLanguageModel) of a bert_config.json dict."""
+def build(bert_config, checkpoint, cfg):
+    """(bert4keras Transformer, uncompiled MaskedLanguageModel) of a bert_config.json dict."""
     transformer = build_transformer_model(None, checkpoint, model='roformer_v2', return_keras_model=False,
                                           **{**bert_config, 'dropout_rate': cfg.mlm_dropout,
                                              'attention_dropout_rate': cfg.mlm_dropout})
-    model = MaskedLanguageModel(transformer.model, cfg.mlm_dropout)
+    return transformer, MaskedLanguageModel(transformer.model, cfg.mlm_dropout)
+
+
+def compile_pretraining(model, cfg, total_steps):
+    """AdamW with a linear warm-up and decay to 0 at `total_steps` (MLM and RTD alike)."""
     model.schedule = schedule = WarmupLinearDecay(cfg.mlm_lr, int(cfg.warmup * total_steps), total_steps)
     # Gradient clipping: a random-init Transformer's early steps can be large.
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, beta_2=0.98,
                                                    global_clipnorm=1.0))
-    return transformer, model
+    return model
 
 
 def write_checkpoint(transformer, prefix):

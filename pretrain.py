@@ -1,8 +1,10 @@
-"""Masked-language-model (MLM) pretraining of RoFormer-v2 on your own texts.
+"""Pretraining of RoFormer-v2 on your own texts: masked language model (MLM) or ELECTRA's
+replaced-token detection (`--objective rtd`, rtd.py).
 
     python pretrain.py                                     # bundled sample -> pretrained/self/
     python pretrain.py --data ../shared/data --out pretrained/self-small --maxlen 64 --epochs 12
-    python pretrain.py --texts more.txt --plain --init pretrained/self-small --out pretrained/self-small-2
+    python pretrain.py --texts more.txt --init pretrained/self-small --out pretrained/self-small-2
+    python pretrain.py --objective rtd --layers 4 --hidden 256 --heads 4   # ELECTRA-style
     python train.py --pretrained pretrained/self-small ...  # fine-tune from it
     python pretrain.py --help
 
@@ -27,6 +29,12 @@ decay to 0 at the last planned step (--epochs x batches per epoch). The MLM head
 bert4keras' RoFormer-v2 one (`with_mlm`): dropout, then the transposed token-embedding
 table (tied, no extra variables), applied here to the masked positions only, which skips
 the 12000-way softmax at the 85% of positions without a target.
+
+With --objective rtd the same masks go to a small generator (rtd.py) whose samples replace
+the masked tokens; the model written learns for every token whether it was replaced. Its
+held-out figures (generator masked-token accuracy, replaced-token accuracy and recall) are
+recorded, but they measure a task that hardens as the generator learns, so the checkpoint
+of the last epoch is the one kept (as in ELECTRA) and --patience does not apply.
 """
 import argparse
 import os
@@ -58,7 +66,7 @@ def parse_args(argv=None):
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
-                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision')
+                     'mask_rate', 'mlm_dropout', 'objective', 'generator_size', 'rtd_weight', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
@@ -121,6 +129,7 @@ def pretrain(args, cfg):
 
     import loader
     import mlm
+    import rtd
     import run as run_lib
     import scale
     from compat import keras
@@ -141,21 +150,27 @@ def pretrain(args, cfg):
     steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
 
     masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate)
-    transformer, model = mlm.build(bert_config, checkpoint, cfg, total_steps=cfg.epochs * steps)
+    if cfg.objective == 'rtd':
+        transformer, model = rtd.build(bert_config, checkpoint, cfg, masker.maskable)
+        columns, metric, held_out_score = rtd.HISTORY_COLUMNS, 'held-out replaced-token acc', 'rtd_acc'
+    else:
+        transformer, model = mlm.build(bert_config, checkpoint, cfg)
+        columns, metric, held_out_score = mlm.HISTORY_COLUMNS, 'held-out acc', 'masked_acc'
+    mlm.compile_pretraining(model, cfg, total_steps=cfg.epochs * steps)
 
     fingerprint = {'train': [os.path.abspath(f) for f in args.train], 'texts': [os.path.abspath(f) for f in args.texts],
                    'max_samples': args.max_samples, 'architecture': bert_config,
                    'vocab': os.path.abspath(vocab_path), 'init': args.init and os.path.abspath(args.init),
                    'config': {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience')}}
     run = run_lib.Run(args.out, fingerprint, {'model': model, 'optimizer': model.optimizer}, args.resume,
-                      mlm.HISTORY_COLUMNS, metric='held-out acc')
+                      columns, metric=metric, keep='last' if cfg.objective == 'rtd' else 'best')
     held_out_data = masker.batches(held_out_ids, cfg.batch_size, cfg.seed + 1)  # the same masks every epoch
 
     def evaluate(model):
         scores = model.evaluate(held_out_data, verbose=0, return_dict=True)
         lr = float(model.schedule(model.optimizer.iterations))  # the rate of the last step
-        return scores['masked_acc'], {'val_loss': scores['loss'], 'val_masked_acc': scores['masked_acc'],
-                                      'lr': float(f'{lr:.7g}')}
+        return scores[held_out_score], {**{'val_' + name: value for name, value in scores.items()},
+                                        'lr': float(f'{lr:.7g}')}
 
     def save_best(first):
         if first:  # the architecture and vocabulary of the checkpoint beside it
@@ -172,7 +187,7 @@ def pretrain(args, cfg):
         callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget)
         model.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=0)
-    print(f'pretrained checkpoint: {args.out} (held-out masked-token accuracy {run.best:.4f}); '
+    print(f'pretrained checkpoint: {args.out} ({metric} {run.best:.4f}); '
           f'fine-tune with: python train.py --pretrained {args.out}')
     return np.float64(run.best)
 

@@ -95,12 +95,16 @@ class Run:
     snapshot_objects: what a resumed run restores ({'model': ..., 'optimizer': ...}).
     columns: history.csv's columns; `metric`: the name of the score that picks the best file.
     read_dir: where the resume state is read (train.py's non-chief workers write elsewhere).
+    keep: 'best' saves the epoch of the highest score; 'last' saves every epoch (the score is
+    only recorded, and nothing stops early).
     """
 
-    def __init__(self, out_dir, fingerprint, snapshot_objects, resume, columns, metric='acc', read_dir=None):
+    def __init__(self, out_dir, fingerprint, snapshot_objects, resume, columns, metric='acc', read_dir=None,
+                 keep='best'):
         self.out_dir = out_dir
         self.fingerprint = fingerprint
         self.metric = metric
+        self.keep = keep
         self.state = {'epoch': 0, 'best': -1.0, 'wait': 0}
         resume_dir = os.path.join(read_dir or out_dir, path.RESUME_DIR)
         resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
@@ -138,7 +142,7 @@ class Run:
         history row, and the row before the state: a run killed in between repeats the
         epoch, which replaces its row.
         """
-        improved = score > self.state['best']
+        improved = score > self.state['best'] or self.keep == 'last'
         if improved:
             save_best(self.state['best'] < 0)
             self.state.update(best=score, wait=0)
@@ -193,8 +197,9 @@ class EpochEnd(keras.callbacks.Callback):
         self.run.end_epoch(epoch + 1, logs, score, self.save_best, self.after_best)
         trained = ' - '.join(f'{k}: {v:.4f}' for k, v in logs.items() if k not in values and k != self.run.metric)
         name = self.run.metric
-        print(f'Epoch {epoch + 1}/{self.epochs} - {seconds:.0f}s - {trained} - '
-              f'{name}: {score:.4f} best {name}: {self.run.best:.4f}', flush=True)
+        kept = 'kept: this epoch' if self.run.keep == 'last' else f'best {name}: {self.run.best:.4f}'
+        print(f'Epoch {epoch + 1}/{self.epochs} - {seconds:.0f}s - {trained} - {name}: {score:.4f} {kept}',
+              flush=True)
         if self.run.state['wait'] >= self.patience:
             print(f'early stopping: {self.patience} epochs without improvement', flush=True)
             self.model.stop_training = True

@@ -135,3 +135,92 @@ def test_bad_input_names_the_file_and_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f'error: {bad}:2: empty line'
+
+
+@pytest.fixture(scope='module')
+def rtd_pretrained(tmp_path_factory):
+    """A 2-epoch replaced-token-detection pretraining from random weights (1 layer, hidden 32)."""
+    import pretrain
+    out = str(tmp_path_factory.mktemp('rtd') / 'pretrained')
+    pretrain.main(['--objective', 'rtd', '--out', out, '--layers', '1', '--hidden', '32', '--heads', '2',
+                   '--epochs', '2', '--max-samples', '120', *FAST])
+    return out
+
+
+def test_rtd_writes_the_discriminator_in_the_official_layout(rtd_pretrained, tmp_path):
+    import model as model_lib
+    import tensorflow as tf
+    out = rtd_pretrained
+    bert_config = path.read_json(os.path.join(out, path.CONFIG_NAME))
+    assert (bert_config['num_hidden_layers'], bert_config['hidden_size']) == (1, 32)  # the discriminator's
+    checkpoint = model_lib.find_checkpoint(out)
+    stored = {name: tf.train.load_variable(checkpoint, name) for name, _ in tf.train.list_variables(checkpoint)}
+    encoder = model_lib.build_encoder(os.path.join(out, path.CONFIG_NAME), checkpoint)
+    values = model_lib.checkpoint_values(encoder)
+    assert set(stored) == set(values)  # the encoder alone: no generator or detection-head variables
+    assert stored['bert/embeddings/word_embeddings'].shape == (12000, 32)
+    classifier = model_lib.build_classifier(os.path.join(out, path.CONFIG_NAME), 3, checkpoint)
+    kernel = classifier.get_layer('Transformer-0-FeedForward').get_weights()[0]
+    assert np.array_equal(kernel, stored['bert/encoder/layer_0/intermediate/dense/kernel'])
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert [row['epoch'] for row in rows] == [1, 2]
+    assert {'rtd_loss', 'rtd_acc', 'replaced_recall', 'val_masked_acc', 'val_rtd_acc', 'val_replaced_recall'} <= set(rows[0])
+    assert not [name for name in os.listdir(out) if name.startswith('.')]
+
+
+def test_rtd_generator_shares_the_token_table_and_is_narrower(tiny_pretrained):
+    import loader
+    import mlm
+    import rtd
+    import config
+    bert_config = path.read_json(os.path.join(tiny_pretrained, path.CONFIG_NAME))
+    tokenizer = loader.load_tokenizer(os.path.join(tiny_pretrained, path.VOCAB_NAME))
+    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], 0.15)
+    _, model = rtd.build(bert_config, None, config.Config(generator_size=0.5), masker.maskable)
+    table = model.discriminator.get_layer('Embedding-Token')
+    assert model.generator.get_layer('Embedding-Token') is table  # the layer itself, under its own name
+    assert model.generator.output_shape[-1] == bert_config['hidden_size'] // 2
+    shared = [v for v in model.trainable_variables if v is table.embeddings]
+    assert len(shared) == 1  # one table, trained by both losses
+
+
+def test_the_rtd_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path):
+    import loader
+    import pretrain
+    texts = [s.text[:24] for s in loader.read_samples(path.SAMPLE_TRAIN)[:4]]
+    corpus = tmp_path / 'repeated.txt'
+    corpus.write_text('\n'.join(texts * 60) + '\n', encoding='utf-8')
+    out = str(tmp_path / 'out')
+    pretrain.main(['--objective', 'rtd', '--texts', str(corpus), '--init', tiny_pretrained, '--out', out,
+                   '--epochs', '16', '--mlm-lr', '5e-3', '--warmup', '0.1', '--maxlen', '32', '--batch-size', '8'])
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert rows[-1]['loss'] < 0.5 * rows[0]['loss']
+    assert rows[-1]['val_loss'] < 0.6 * rows[0]['val_loss']
+    assert rows[-1]['val_masked_acc'] > rows[0]['val_masked_acc'] + 0.3  # the generator learned the texts
+    assert rows[-1]['val_replaced_recall'] > rows[0]['val_replaced_recall'] + 0.2  # the detector finds replacements
+
+
+def test_a_killed_rtd_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
+    out = str(tmp_path / 'out')
+    epochs = 6
+    command = [sys.executable, 'pretrain.py', '--objective', 'rtd', '--init', tiny_pretrained, '--out', out,
+               '--epochs', str(epochs), '--max-samples', '120', '--maxlen', '32', '--batch-size', '4']
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while completed_epochs(out) < 2 and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert first.poll() is None, 'pretraining ended before it could be killed'
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = completed_epochs(out)
+    assert 2 <= killed_at < epochs
+
+    result = subprocess.run(command + ['--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'resumed after epoch {killed_at}' in result.stdout
+    assert result.stdout.count('kept: this epoch') == epochs - killed_at
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert [row['epoch'] for row in rows] == list(range(1, epochs + 1))
+    assert rows[-1]['lr'] == 0.0
+    assert not [name for name in os.listdir(out) if name.startswith('.')]
