@@ -75,16 +75,21 @@ def scores_of(targets, predictions, train_seconds):
             'train_seconds': round(train_seconds, 3)}
 
 
-def run_peer(train_samples, test_samples, labels):
-    """TF-IDF character 1-3-grams + one-vs-rest LinearSVC, at least one label per text."""
-    import loader
-    import predict
+def peer_pipeline():
+    """The peer: TF-IDF character 1-3-grams + one-vs-rest LinearSVC (unfitted)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
-    peer = make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
+    return make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
                          OneVsRestClassifier(LinearSVC()))
+
+
+def run_peer(train_samples, test_samples, labels):
+    """The peer fitted on `train_samples`, scored on `test_samples`, at least one label per text."""
+    import loader
+    import predict
+    peer = peer_pipeline()
     start = time.perf_counter()
     peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
     seconds = time.perf_counter() - start
@@ -192,7 +197,9 @@ def main(argv=None):
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
+    provenance = benchlib.provenance('bench/accuracy.py', argv)
     common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
+              'git_commit': provenance['git_commit'],
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
     peer = 'tfidf_linearsvc' + (f'_{100 * args.labelled_fraction:g}pct' if args.labelled_fraction else '')
     results['systems'][peer] = {**run_peer(train_samples, test_samples, labels), **common}

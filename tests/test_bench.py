@@ -38,6 +38,16 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert systems['tfidf_linearsvc']['exact_match'] > 0.3  # the peer learns the sample in a blink
     assert systems['tiny']['init'] == 'checkpoint' and systems['tiny']['epochs_completed'] == 1
     assert len(systems['tiny']['decision_rules']) == 3
+    assert len(systems['tiny']['git_commit']) >= 7
+
+    # The blend of the same model with the peer: beta chosen on validation, beta 0 being the model alone.
+    stdout = run_bench('blend.py', '--weights', str(tmp_path / 'weights'), '--row', 'tiny', '--data', str(data),
+                       '--out', str(out))
+    blend = json.loads(out.read_text())['systems']['tiny+tfidf']
+    assert blend['validation_exact_match_by_beta']['0.0'] <= blend['best_validation_exact_match']
+    assert blend['best_validation_exact_match'] == max(blend['validation_exact_match_by_beta'].values())
+    assert blend['train_seconds'] == pytest.approx(systems['tiny']['train_seconds'] + blend['peer_seconds'], abs=0.01)
+    assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
 
 
 def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_path):

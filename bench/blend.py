@@ -1,0 +1,102 @@
+"""Our fine-tuned RoFormer-v2 and the TF-IDF peer together: the transformer's logits plus
+beta times the peer's SVM margins, beta chosen on the validation split, scored on the test file.
+
+    python bench/blend.py --weights bench/weights/l4h256_rtd_90min_fgm --name l4h256_rtd_90min_fgm+tfidf
+
+The two make different mistakes: the peer reads character n-grams, the transformer reads
+context. Both scores cross their decision point at 0 (sigmoid 0.5, the SVM's margin 0), so
+logit + beta * margin > 0, with the top-1 fallback, is one decision rule for any beta: beta 0
+is the transformer alone. The peer is fitted on the training split train.py trained on (its
+validation split held out), beta is the grid value with the highest validation exact match,
+and only then is the test file read. The row, with the peer's seconds added to the
+transformer's, goes into bench/results/accuracy.json.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
+
+import accuracy  # noqa: E402  (beside this script)
+import benchlib  # noqa: E402
+import config  # noqa: E402
+import path  # noqa: E402
+
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--weights', required=True, help='trained model folder (a bench/accuracy.py row\'s)')
+    parser.add_argument('--row', help='the bench/accuracy.py row of the model, whose seconds are counted '
+                                      '(default: the folder\'s name, as bench/accuracy.py names it)')
+    parser.add_argument('--name', help='system name in the results (default: ROW+tfidf)')
+    parser.add_argument('--data', default=accuracy.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
+    parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
+    parser.add_argument('--out', default=accuracy.RESULTS, help='JSON results file (default: %(default)s)')
+    args = parser.parse_args(argv)
+    args.row = args.row or os.path.basename(os.path.normpath(args.weights))
+    args.name = args.name or args.row + '+tfidf'
+    return args
+
+
+def logits(scores):
+    clipped = np.clip(scores.astype('float64'), 1e-7, 1 - 1e-7)
+    return np.log(clipped) - np.log1p(-clipped)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import loader
+    import predict
+    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    settings = state['run']['config']
+    train_file = state['run']['train']
+    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    samples = loader.read_samples(train_file)
+    train_samples, valid_samples = loader.split_validation(samples, settings['valid_ratio'], settings['seed'])
+    test_samples = loader.read_samples(test_file)[:args.max_test]
+    classifier = predict.Classifier(args.weights)
+    labels = classifier.labels
+
+    start = time.perf_counter()
+    peer = accuracy.peer_pipeline()
+    peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
+    peer_seconds = time.perf_counter() - start
+
+    def both_scores(samples):
+        texts = [s.text for s in samples]
+        return logits(classifier.scores(texts)), peer.decision_function(texts), loader.multi_hot(samples, labels)
+
+    valid_logits, valid_margins, valid_targets = both_scores(valid_samples)
+    exact = {beta: float((predict.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1).mean())
+             for beta in BETAS}
+    beta = max(BETAS, key=lambda b: (exact[b], -b))  # ties go to the smaller share of the peer
+    test_logits, test_margins, test_targets = both_scores(test_samples)
+
+    results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
+    if args.row not in results['systems']:
+        raise config.InputError(f'--row {args.row}: no such system in {args.out}')
+    seconds = results['systems'][args.row]['train_seconds'] + peer_seconds
+    row = accuracy.scores_of(test_targets, predict.decide(test_logits + beta * test_margins, 0.0), seconds)
+    row.update(beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
+               best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
+               weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),
+               **benchlib.provenance('bench/blend.py', argv))
+    results['systems'][args.name] = row
+    path.write_json(args.out, results)
+
+    print(f'{"beta":>6}{"validation exact":>18}')
+    for b in BETAS:
+        print(f'{b:>6g}{exact[b]:>18.4f}' + ('  <- chosen' if b == beta else ''))
+    print(f'\ntest, beta {beta:g}: exact {row["exact_match"]:.4f}, micro {row["micro_f1"]:.4f}, '
+          f'macro {row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}; written: {args.out}')
+    return row
+
+
+if __name__ == '__main__':
+    config.run_main(main)
