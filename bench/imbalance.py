@@ -1,6 +1,6 @@
 """Imbalance on the real corpus: a model trained without and one trained with --pos-weight.
 
-    python bench/imbalance.py --baseline /work/models/small-len64 --weighted /work/models/small-len64-posweight
+    python bench/imbalance.py --baseline bench/weights/small-len64 --weighted bench/weights/small-len64-posweight
 
 Both folders come from the same train.py command (same split, epochs and settings) but for
 --pos-weight. Each is scored on the validation split train.py held out (where the choice is

@@ -1,7 +1,7 @@
 """Inference paths side by side on the real test texts: float32, bfloat16, int8 and the raw-text
 export, each checked against float32 and timed in this one process.
 
-    python bench/inference.py --weights /path/to/small-model          # ../shared/data test file
+    python bench/inference.py --weights bench/weights/small-len64      # ../shared/data test file
     python bench/inference.py --weights weights --test data/sample-test.txt --repeats 1 --out /tmp/inference.json
 
 Rows (bench/results/inference.json):

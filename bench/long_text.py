@@ -1,6 +1,6 @@
 """Long texts on the real corpus: --long-text truncate against chunk, accuracy and cost.
 
-    python bench/long_text.py --weights /work/models/small-len64          # a model trained at maxlen 64
+    python bench/long_text.py --weights bench/weights/small-len64          # a model trained at maxlen 64
     python bench/long_text.py --weights W --strides 8 16 31 62 --repeats 3
 
 The stride is chosen on the validation split that train.py held out (same ratio and seed),

@@ -1,9 +1,9 @@
 """OpenVINO against the project's own inference paths, on the real test texts, in one process.
 
     .venv/bin/pip install -r bench/requirements-openvino.txt      # not a dependency of the project
-    python bench/openvino_compare.py --weights /path/to/small-model
+    python bench/openvino_compare.py --weights bench/weights/small-len64
 
-Issue 11 asked for the int8 engine to be picked by measurement; this is the measurement for
+predict.py's int8 engine was picked by measurement; this is the measurement for
 OpenVINO (it converts the TensorFlow graph itself; ONNX Runtime through tf2onnx could not
 convert the model, README "Fast inference"). Rows, each timed on the same token ids with
 predict.predict_scores (length-sorted batches of --batch-size) and compared with TensorFlow's

@@ -1,6 +1,6 @@
 """The EMA weights of an earlier epoch, from a weights folder's resume checkpoint, as a weights folder.
 
-    python bench/resume_weights.py /work/models/small-len64 ckpt-2 /tmp/small-len64-epoch2 --epoch 2
+    python bench/resume_weights.py bench/weights/small-len64 ckpt-2 bench/weights/small-len64-epoch2 --epoch 2
 
 train.py keeps the best epoch's EMA weights in best_weights.h5 and the last two epochs' full
 training state in resume/. To compare two runs at the same epoch when one of them has gone
