@@ -180,6 +180,30 @@ def _seed_cnn_features(sequence, cls_vector, token_ids):
     return keras.layers.Dense(256, activation='relu', name=HEAD_PREFIX + 'Hidden')(features)
 
 
+def load_grown(classifier, weights_path, old_labels, labels, priors):
+    """Load a trained model's weights into `classifier`, whose head has rows for `labels`: the
+    old labels first, in their order, then the new ones.
+
+    Every layer but the output takes the saved weights as they are; the output layer keeps its
+    old rows and starts each new label at its prior (weights 0, bias the logit of `priors`, its
+    share in the new training data), so a new label is first predicted as rarely as it occurs
+    instead of at random.
+    """
+    import h5py
+    import numpy as np
+    if list(labels[:len(old_labels)]) != list(old_labels):
+        raise ValueError('the new labels must follow the old ones, in their order')
+    classifier.load_weights(weights_path, by_name=True, skip_mismatch=True)  # all but a grown head
+    with h5py.File(weights_path, 'r') as saved:
+        group = saved[HEAD_PREFIX + 'Dense']
+        kernel, bias = (np.asarray(group[name]) for name in group.attrs['weight_names'])
+    new = len(labels) - len(old_labels)
+    priors = np.clip(np.asarray(priors, dtype='float64'), 1e-4, 1 - 1e-4)
+    classifier.get_layer(HEAD_PREFIX + 'Dense').set_weights([
+        np.concatenate([kernel, np.zeros((kernel.shape[0], new), kernel.dtype)], axis=1),
+        np.concatenate([bias, np.log(priors / (1 - priors)).astype(bias.dtype)])])
+
+
 def ema_optimizer(model):
     """The AdamEMA of a compiled model, also when Keras wrapped it for loss scaling (mixed_float16)."""
     return getattr(model.optimizer, 'inner_optimizer', model.optimizer)

@@ -2,6 +2,7 @@
 
     python train.py                                           # bundled sample (or data/multi-classification-*.txt)
     python train.py --data ../shared/data --model-size small  # the full corpus
+    python train.py --from-model weights --train new-labels.txt --weights weights-grown  # add labels
     python train.py --help
 
 Layered learning rates (small for the encoder, larger for the head), Adam with an EMA of
@@ -11,6 +12,12 @@ whole label set is right), the best weights are saved to weights/, and the train
 weights come back. Training stops after `patience` epochs without improvement (or when
 --time-budget runs out); with --tune-thresholds, one threshold per label is then fitted to
 the validation split.
+
+--from-model DIR continues a trained model instead of a pretrained checkpoint: its encoder
+and head are loaded, the labels of the new data that the model lacks are appended to its
+labels (the old ones keep their rows and order; a new row starts at its label's prior), and
+the folder written is an ordinary model folder. Mix some of the old training lines into the
+new file (a replay share), or the labels absent from it fade.
 """
 import argparse
 import os
@@ -28,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument('--valid', help='validation file (default: a --valid-ratio share of the training file)')
     parser.add_argument('--pretrained', help='pretrained folder with bert_config.json, vocab.txt and, '
                                              'if available, bert_model.ckpt.* (default: from --model-size)')
+    parser.add_argument('--from-model', metavar='DIR',
+                        help='continue this trained model folder (its architecture, vocabulary, encoder and head) '
+                             'instead of --pretrained; labels of the training file it lacks are added')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
     parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
     parser.add_argument('--resume', action='store_true',
@@ -42,11 +52,18 @@ def parse_args(argv=None):
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'tune_thresholds',
                      'group_by_length', 'seed', 'strategy', 'precision')
+    parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
     args = parser.parse_args(argv)
+    if args.from_model and args.pretrained:
+        parser.error('--from-model takes the architecture and weights of its model: drop --pretrained')
     if args.data and not args.train:
         args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     args.train = args.train or path.default_train_file()
-    args.pretrained = args.pretrained or path.pretrained_dir(args.model_size)
+    args.pretrained = args.from_model or args.pretrained or path.pretrained_dir(args.model_size)
+    if args.maxlen is None:
+        args.maxlen = config.DEFAULTS.maxlen
+        if args.from_model and os.path.exists(os.path.join(args.from_model, path.META_NAME)):
+            args.maxlen = path.read_json(os.path.join(args.from_model, path.META_NAME))['maxlen']
     if args.tensorboard == '':
         args.tensorboard = os.path.join(args.weights, path.TENSORBOARD_DIR)
     return args
@@ -114,13 +131,23 @@ def fine_tune(args, cfg, strategy, out_dir):
     else:
         train_samples, valid_samples = loader.split_validation(samples, cfg.valid_ratio, cfg.seed)
     labels = loader.label_list(samples)
+    old_labels = None
+    if args.from_model:
+        meta = predict.load_meta(args.from_model)
+        if (cfg.head, cfg.dropout) != (meta['head'], meta['dropout']):
+            raise config.InputError(f'--from-model {args.from_model}: its head is {meta["head"]} with dropout '
+                                    f'{meta["dropout"]}; pass --head {meta["head"]} --dropout {meta["dropout"]}')
+        old_labels = meta['labels']
+        labels = old_labels + [label for label in labels if label not in old_labels]
+        print(f'from model {args.from_model}: {len(old_labels)} labels, {len(labels) - len(old_labels)} new: '
+              + ', '.join(labels[len(old_labels):]))
     print(f'{len(train_samples)} training / {len(valid_samples)} validation samples, {len(labels)} labels')
 
     config_path = os.path.join(args.pretrained, path.CONFIG_NAME)
     model_lib.check_pretrained(args.pretrained)
-    checkpoint = model_lib.find_checkpoint(args.pretrained)
+    checkpoint = None if args.from_model else model_lib.find_checkpoint(args.pretrained)
     print(f'pretrained: {args.pretrained}')
-    if checkpoint is None:
+    if checkpoint is None and not args.from_model:
         model_lib.warn_random_init(args.pretrained)
 
     tokenizer = loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME))
@@ -144,6 +171,9 @@ def fine_tune(args, cfg, strategy, out_dir):
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head)
         model_lib.compile_for_training(classifier, cfg, pos_weights)
+        if args.from_model:
+            model_lib.load_grown(classifier, os.path.join(args.from_model, path.WEIGHTS_NAME), old_labels, labels,
+                                 train_targets.mean(axis=0)[len(old_labels):])
 
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
     # included), step count, best score, early-stopping counter. The data order of epoch e is
@@ -153,6 +183,8 @@ def fine_tune(args, cfg, strategy, out_dir):
     settings = {k: v for k, v in vars(cfg).items()
                 if k not in ('epochs', 'patience', 'strategy') + config.INFERENCE_ONLY + config.PRETRAINING_ONLY}
     fingerprint = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
+    if args.from_model:
+        fingerprint['from_model'] = os.path.abspath(args.from_model)
     run = run_lib.Run(out_dir, fingerprint, {'model': classifier, 'optimizer': classifier.optimizer}, args.resume,
                       history_lib.COLUMNS, metric='acc', read_dir=args.weights)
 
