@@ -102,11 +102,9 @@ def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path)
     assert rows[-1]['val_masked_acc'] > rows[0]['val_masked_acc'] + 0.3  # measured: 0.03 -> 0.65
 
 
-def test_a_killed_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
-    out = str(tmp_path / 'out')
-    epochs = 6
-    command = [sys.executable, 'pretrain.py', '--init', tiny_pretrained, '--out', out, '--epochs', str(epochs),
-               '--patience', '50', '--max-samples', '120', '--maxlen', '32', '--batch-size', '4']
+def kill_and_resume(command, out, epochs, epoch_line):
+    """Kill `command` (a pretraining of `epochs` epochs into `out`) with SIGKILL after its 2nd epoch,
+    then run it again with --resume: it goes on from the last completed epoch to the planned end."""
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while completed_epochs(out) < 2 and time.time() < deadline and first.poll() is None:
@@ -121,11 +119,18 @@ def test_a_killed_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_p
     result = subprocess.run(command + ['--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'resumed after epoch {killed_at}' in result.stdout
-    assert result.stdout.count('best held-out acc:') == epochs - killed_at
+    assert result.stdout.count(epoch_line) == epochs - killed_at
     rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
     assert [row['epoch'] for row in rows] == list(range(1, epochs + 1))
     assert rows[-1]['lr'] == 0.0  # the schedule went on from the restored step count to its planned end
     assert not [name for name in os.listdir(out) if name.startswith('.')]
+
+
+def test_a_killed_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
+    out = str(tmp_path / 'out')
+    kill_and_resume([sys.executable, 'pretrain.py', '--init', tiny_pretrained, '--out', out, '--epochs', '6',
+                     '--patience', '50', '--max-samples', '120', '--maxlen', '32', '--batch-size', '4'],
+                    out, 6, 'best held-out acc:')
 
 
 def test_bad_input_names_the_file_and_line(tmp_path):
@@ -202,25 +207,6 @@ def test_the_rtd_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path)
 
 def test_a_killed_rtd_pretraining_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
     out = str(tmp_path / 'out')
-    epochs = 6
-    command = [sys.executable, 'pretrain.py', '--objective', 'rtd', '--init', tiny_pretrained, '--out', out,
-               '--epochs', str(epochs), '--max-samples', '120', '--maxlen', '32', '--batch-size', '4']
-    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while completed_epochs(out) < 2 and time.time() < deadline and first.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert first.poll() is None, 'pretraining ended before it could be killed'
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    killed_at = completed_epochs(out)
-    assert 2 <= killed_at < epochs
-
-    result = subprocess.run(command + ['--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f'resumed after epoch {killed_at}' in result.stdout
-    assert result.stdout.count('kept: this epoch') == epochs - killed_at
-    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
-    assert [row['epoch'] for row in rows] == list(range(1, epochs + 1))
-    assert rows[-1]['lr'] == 0.0
-    assert not [name for name in os.listdir(out) if name.startswith('.')]
+    kill_and_resume([sys.executable, 'pretrain.py', '--objective', 'rtd', '--init', tiny_pretrained, '--out', out,
+                     '--epochs', '6', '--max-samples', '120', '--maxlen', '32', '--batch-size', '4'],
+                    out, 6, 'kept: this epoch')
