@@ -49,6 +49,12 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert blend['train_seconds'] == pytest.approx(systems['tiny']['train_seconds'] + blend['peer_seconds'], abs=0.01)
     assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
 
+    # The curve of rows against their training minutes: a table and a PNG.
+    stdout = run_bench('curve.py', '--rows', 'tiny', 'tiny+tfidf', '--results', str(out), '--reference', '0.93',
+                       '--out', str(tmp_path / 'curve.png'))
+    assert (tmp_path / 'curve.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert [line.split()[0] for line in stdout.splitlines()[1:3]] == ['tiny', 'tiny+tfidf']
+
 
 def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_path):
     data = tmp_path / 'data'
