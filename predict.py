@@ -31,13 +31,27 @@ STREAM_CHUNK = 1024  # lines read, predicted and written at a time: memory stays
 
 def decide(scores, threshold, top1_fallback=True):
     """Scores [n, labels] -> multi-hot int array: every label whose score passes `threshold`
-    (one number, or one per label); with `top1_fallback`, the best label for a row where none
-    passes."""
-    one_hot = (scores > threshold).astype('int32')
+    (one number, or one per label); with `top1_fallback`, the best label (the first, on a tie)
+    for a row where none passes. Compared in float64, so `decide_graph` decides alike to the
+    last bit (NumPy alone would compare float32 scores with a float32 copy of one threshold but
+    with the float64 values of a per-label array)."""
+    one_hot = (np.asarray(scores, 'float64') > np.asarray(threshold, 'float64')).astype('int32')
     if top1_fallback and len(scores):
         empty = one_hot.sum(axis=1) == 0
         one_hot[empty, scores[empty].argmax(axis=1)] = 1
     return one_hot
+
+
+def decide_graph(scores, threshold, top1_fallback=True):
+    """`decide` as TensorFlow ops, for an exported graph: int32 multi-hot [batch, labels] of the
+    float32 `scores` [batch, labels]; the same comparison and the same tie rule."""
+    import tensorflow as tf
+    passed = tf.cast(scores, tf.float64) > tf.constant(threshold, tf.float64)
+    if top1_fallback:
+        best = tf.equal(scores, tf.reduce_max(scores, axis=1, keepdims=True))
+        first_best = best & tf.equal(tf.cumsum(tf.cast(best, tf.int32), axis=1), 1)  # argmax's first on a tie
+        passed = passed | (first_best & ~tf.reduce_any(passed, axis=1, keepdims=True))
+    return tf.cast(passed, tf.int32)
 
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)

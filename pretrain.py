@@ -28,7 +28,6 @@ bert4keras' RoFormer-v2 one (`with_mlm`): dropout, then the transposed token-emb
 table (tied, no extra variables), applied here to the masked positions only, which skips
 the 12000-way softmax at the 85% of positions without a target.
 """
-import argparse
 import os
 import shutil
 
@@ -37,7 +36,7 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
+    parser = config.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
                                                  'folder in the official checkpoint layout.')
     parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
     parser.add_argument('--train', nargs='+', metavar='FILE',
@@ -48,17 +47,21 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, help='output folder (default: %(default)s)')
     parser.add_argument('--init', metavar='DIR', help='continue pretraining this checkpoint folder (its '
                                                       'architecture and vocabulary) instead of random weights')
-    parser.add_argument('--layers', type=int, help='encoder layers (default: those of --model-size)')
-    parser.add_argument('--hidden', type=int, help='hidden size; the feed-forward size is 4x (default: --model-size)')
-    parser.add_argument('--heads', type=int, help='attention heads (default: those of --model-size)')
-    parser.add_argument('--max-samples', type=int, help='use only the first N lines of each file (quick runs)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
-    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+    parser.add_argument('--layers', type=config.limited(int, 'layers'),
+                        help='encoder layers (default: those of --model-size)')
+    parser.add_argument('--hidden', type=config.limited(int, 'hidden'),
+                        help='hidden size; the feed-forward size is 4x (default: --model-size)')
+    parser.add_argument('--heads', type=config.limited(int, 'heads'),
+                        help='attention heads (default: those of --model-size)')
+    parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
+                        help='use only the first N lines of each file (quick runs)')
+    config.add_output_flags(parser, 'checkpoint')
+    parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
-                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision')
+                     'mask_rate', 'mlm_dropout', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision',
+                     helps=config.PRETRAIN_HELP)
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
@@ -111,6 +114,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
     import run as run_lib
+    run_lib.refuse_finished_output(args.out, (path.CHECKPOINT_NAME + '.index',), args.resume, args.overwrite)
     with run_lib.lock(args.out):  # one run per folder, released even by kill -9
         run_lib.clean_litter(args.out)
         return pretrain(args, cfg)

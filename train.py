@@ -12,7 +12,6 @@ weights come back. Training stops after `patience` epochs without improvement (o
 --time-budget runs out); with --tune-thresholds, one threshold per label is then fitted to
 the validation split.
 """
-import argparse
 import os
 import shutil
 
@@ -21,7 +20,7 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
+    parser = config.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
     parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
     parser.add_argument('--train', help='training file (default: data/multi-classification-train.txt '
                                         'if present, else the bundled data/sample-train.txt)')
@@ -29,10 +28,10 @@ def parse_args(argv=None):
     parser.add_argument('--pretrained', help='pretrained folder with bert_config.json, vocab.txt and, '
                                              'if available, bert_model.ckpt.* (default: from --model-size)')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
-    parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
-    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+    parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
+                        help='use only the first N training lines (quick runs)')
+    config.add_output_flags(parser, 'model')
+    parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop training after this many minutes: the epoch under way ends early, is '
                              'validated, and the best weights are kept (default: no limit)')
     parser.add_argument('--tensorboard', nargs='?', const='', metavar='DIR',
@@ -83,6 +82,7 @@ def main(argv=None):
     import scale
     from compat import tf
 
+    run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
     scale.set_precision(cfg.precision)
     # Every worker saves (saving may need collective ops), but only the chief into --weights.
