@@ -149,7 +149,7 @@ def write_checkpoint(named_values, prefix):
             assigns.append(variable.assign(placeholder))
             feeds[placeholder] = value
             variables.append(variable)
-        saver = tf.compat.v1.train.Saver(variables)
+        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)  # the folder may be renamed after
         with tf.compat.v1.Session() as session:
             session.run(assigns, feed_dict=feeds)
             saver.save(session, prefix)

@@ -110,7 +110,8 @@ HELP = {
     'head_lr': 'learning rate of the classification head',
     'ema_momentum': 'momentum of the exponential moving average of the weights',
     'fgm_epsilon': 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
-    'threshold': 'sigmoid score a label must pass to be predicted',
+    'threshold': 'sigmoid score a label must pass to be predicted, more than 0 and at most 1 (1: no score passes, '
+                 'so the top-1 fallback gives each text its best label)',
     'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
     'inference_precision': 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX and on GPUs of '
                            'compute capability 8.0 or more, else float32), float32, bfloat16 (Keras mixed_bfloat16), '

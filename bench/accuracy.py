@@ -144,6 +144,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
     import loader
     import model as model_lib
     import predict
+    import run
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
@@ -157,7 +158,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
 
     classifier = predict.Classifier(args.weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
-    scores = classifier.scores([s.text for s in test_samples], progress=True)
+    scores = classifier.scores([s.text for s in test_samples], progress=run.interactive())
     single = classifier.meta['threshold']
     rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
              'per-label thresholds + top-1 fallback': (classifier.threshold, True)}
