@@ -11,8 +11,9 @@
 
 `POST /predict` takes {"text": "..."} and answers {"labels": [...], "scores": {label: score}},
 or takes {"texts": [...]} and answers {"results": [{"labels": ..., "scores": ...}, ...]} in
-the same order. The decision rule is predict.py's (the threshold saved with the model, or the per-label
-thresholds tuned at training).
+the same order. The decision rule is predict.py's: --threshold, else the per-label thresholds
+tuned at training, else the threshold saved with the model; the top-1 fallback as saved, or as
+--top1-fallback / --no-top1-fallback say.
 
 Concurrent requests are batched: texts that arrive within --max-wait-ms of each other (up to
 --max-batch of them) go through the model together, which is what makes a CPU or GPU
@@ -20,9 +21,16 @@ server fast under load. Overload is shed, not queued without end: when --max-que
 already wait, a request gets 503 with Retry-After at once; a request not answered within
 --timeout-s gets 503 too (its texts leave the queue). On SIGTERM the server stops accepting
 connections, answers the requests it holds, then exits. The model computes in the precision
-that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py). Errors: 400 for a body that is not JSON, 413 for a body over
---max-body-bytes, 422 (with the reason) for JSON of the wrong shape, more than --max-texts
-texts, or a text over --max-text-chars characters.
+that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py).
+
+Errors are {"detail": "one short line"} naming the field and the reason, never repeating the
+input: 400 for a body that is not JSON, 413 for a body over --max-body-bytes, 422 for JSON that
+is not an object or of the wrong shape, more than --max-texts texts, a text over
+--max-text-chars characters, or an empty text (nothing to classify: refused, not guessed).
+No client input is answered 500. A port in use is one line, exit status 1, before the model
+loads. Each request is one access-log line on stdout (method, path, status, ms); --quiet turns
+it off. FastAPI's /docs and /redoc are off (they load their scripts from a CDN); the schema is
+at /openapi.json.
 """
 import asyncio
 import collections
@@ -72,13 +80,13 @@ def listen(host, port):
     import errno
     import socket
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
         raise config.InputError(f'--host {host}: {error.strerror}') from None
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait
     try:
-        listener.bind((host, port))
+        listener.bind(address)
     except OSError as error:
         listener.close()
         if error.errno == errno.EADDRINUSE:
