@@ -89,7 +89,7 @@ def check_out(weights_dir, out_dir):
     if os.path.isdir(out) and os.listdir(out) and not is_export(out):
         raise config.InputError(f'--out {out_dir}: holds files and is not an export of this project (no '
                                 f'"{EXPORT_MARK}" in {path.META_NAME}), so it is not replaced; choose a new or '
-                                'empty folder')
+                                'empty folder, or remove it yourself')
 
 
 def export(weights_dir, out_dir, precision='float32', long_text='truncate', stride=0, threshold=None,

@@ -138,6 +138,7 @@ def pretrain(args, cfg):
     print(f'architecture: {bert_config["num_hidden_layers"]} layers, hidden {bert_config["hidden_size"]}, '
           f'{bert_config["num_attention_heads"]} heads, vocabulary {bert_config["vocab_size"]} ({vocab_path}); '
           + (f'continuing {checkpoint}' if checkpoint else 'random initialisation'))
+    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
 
     tokenizer = loader.load_tokenizer(vocab_path)
     train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, run_lib.interactive())

@@ -103,6 +103,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     import model as model_lib
     import predict
     import run as run_lib
+    import scale
     from compat import keras
     from sklearn.metrics import accuracy_score
 
@@ -138,8 +139,8 @@ def fine_tune(args, cfg, strategy, out_dir):
     elif os.path.exists(pos_weights_path):
         os.remove(pos_weights_path)  # an earlier run's, not this model's
 
-    print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); '
-          f'precision: {cfg.precision}')
+    print(scale.describe_strategy(strategy))
+    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head)
