@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python 3.11):
-#   make demo   build .venv, train on the bundled sample, evaluate, predict an example
+#   make demo   build .venv, train on the bundled sample into weights/demo, evaluate, predict an example
 #   make test   build .venv, run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -34,7 +34,10 @@ $(VENV)/.installed: requirements.txt
 # The demo must finish in minutes on 2 CPU cores without the official checkpoints, so it
 # trains a tiny generated RoFormer-v2 (2 layers, H-32, random weights) with learning rates
 # and an EMA suited to random weights. `python train.py` alone uses the small architecture.
+# It writes its own folder, weights/demo, so a model trained into weights/ is never touched,
+# and replaces the demo model there (--overwrite), so `make demo` runs again.
 DEMO_PRETRAINED := pretrained/tiny
+DEMO_WEIGHTS := weights/demo
 DEMO_FLAGS ?= --pretrained $(DEMO_PRETRAINED) --epochs 40 --patience 8 --batch-size 16 --maxlen 64 \
 	--encoder-lr 1e-3 --head-lr 1e-2 --ema-momentum 0.99
 
@@ -42,10 +45,10 @@ $(DEMO_PRETRAINED)/bert_model.ckpt.index: | setup
 	$(PY) make_tiny_checkpoint.py $(DEMO_PRETRAINED)
 
 demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
-	$(PY) main.py train $(DEMO_FLAGS)
-	$(PY) main.py evaluate
-	$(PY) main.py plot
-	$(PY) main.py predict "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
+	$(PY) main.py train $(DEMO_FLAGS) --weights $(DEMO_WEIGHTS) --overwrite
+	$(PY) main.py evaluate --weights $(DEMO_WEIGHTS)
+	$(PY) main.py plot --weights $(DEMO_WEIGHTS)
+	$(PY) main.py predict --weights $(DEMO_WEIGHTS) "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -21,7 +21,6 @@ suspicious), each with its reasons: the given labels the model doubts, the label
 expects instead, its near-duplicates. The fast model is a screen, not a judge: read the
 lines before changing them.
 """
-import argparse
 import collections
 import json
 import sys
@@ -33,24 +32,21 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Find likely mislabelled lines, conflicting near-duplicates and '
+    parser = config.ArgumentParser(description='Find likely mislabelled lines, conflicting near-duplicates and '
                                                  'too-rare labels in a labelled file.')
     parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
-    parser.add_argument('--folds', type=int, default=5, help='cross-validation folds (default: %(default)s)')
-    parser.add_argument('--similarity', type=float, default=0.9,
+    parser.add_argument('--folds', type=config.limited(int, 'folds'), default=5, help='cross-validation folds (default: %(default)s)')
+    parser.add_argument('--similarity', type=config.limited(float, 'similarity'), default=0.9,
                         help='TF-IDF cosine from which two texts are near-duplicates (default: %(default)s)')
-    parser.add_argument('--min-count', type=int, default=10,
+    parser.add_argument('--min-count', type=config.limited(int, 'min_count'), default=10,
                         help='labels on fewer lines are too rare to learn (default: %(default)s)')
-    parser.add_argument('--min-f1', type=float, default=0.5,
+    parser.add_argument('--min-f1', type=config.limited(float, 'min_f1'), default=0.5,
                         help="labels whose out-of-fold F1 (fast model) is lower are flagged (default: %(default)s)")
-    parser.add_argument('--top', type=int, default=30, help='lines shown in the table (default: %(default)s)')
+    parser.add_argument('--top', type=config.limited(int, 'top'), default=30, help='lines shown in the table (default: %(default)s)')
     parser.add_argument('--json', action='store_true', help='print the whole audit as JSON instead of the table')
     parser.add_argument('--out', help='also write the whole audit as JSON to this file')
     parser.add_argument('--seed', type=int, default=config.DEFAULTS.seed, help='fold assignment (default: %(default)s)')
-    args = parser.parse_args(argv)
-    if args.folds < 2:
-        parser.error('--folds must be 2 or more')
-    return args
+    return parser.parse_args(argv)
 
 
 def vectorizer(min_df=1):
@@ -64,10 +60,13 @@ def out_of_fold_probabilities(texts, targets, folds, seed):
     from sklearn.model_selection import KFold
     from sklearn.pipeline import make_pipeline
     from tqdm import tqdm
+
+    import run
     texts = np.array(texts, dtype=object)
     probabilities = np.zeros(targets.shape, dtype='float64')
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
-    with tqdm(total=folds * targets.shape[1], desc='cross-validation', unit=' label fits', leave=False) as bar:
+    with tqdm(total=folds * targets.shape[1], desc='cross-validation', unit=' label fits', leave=False,
+              disable=not run.interactive()) as bar:
         for train, held_out in splits:
             features = vectorizer(min_df=2)  # n-grams of one line only cannot generalise; a quarter of the time
             train_features, held_out_features = features.fit_transform(texts[train]), features.transform(texts[held_out])
@@ -88,9 +87,12 @@ def out_of_fold_probabilities(texts, targets, folds, seed):
 def conflicting_near_duplicates(texts, label_sets, threshold, chunk=512):
     """{line index: [(other index, cosine)]} for texts at least `threshold` alike with other labels."""
     from tqdm import tqdm
+
+    import run
     features = vectorizer().fit_transform(texts)  # rows are L2-normalised: a dot product is the cosine
     found = collections.defaultdict(list)
-    for start in tqdm(range(0, len(texts), chunk), desc='near-duplicates', unit=' chunks', leave=False):
+    for start in tqdm(range(0, len(texts), chunk), desc='near-duplicates', unit=' chunks', leave=False,
+                      disable=not run.interactive()):
         similarity = (features[start:start + chunk] @ features.T).toarray()
         for row, other in zip(*np.nonzero(similarity >= threshold - 1e-9)):
             line = start + int(row)

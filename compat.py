@@ -31,7 +31,8 @@ Every work-around for the stack lives here, once, with the reason beside it:
    Nothing in Python runs between the loading and those constructors, so `import
    tensorflow` runs with file descriptor 2 read through a pipe that applies
    TF_CPP_MIN_LOG_LEVEL to Abseil's lines, as TensorFlow would have; everything else on
-   stderr passes unchanged. After the import TensorFlow applies the level itself.
+   stderr passes unchanged. After the import TensorFlow applies the level itself, and file
+   descriptor 2 is the host's own again: a program that imports predict keeps its stderr.
 7. bert4keras' RoPE repeats each sinusoid column twice with `K.repeat_elements`, which TF
    builds as a Split into single columns and a Concat of each twice. OpenVINO 2026.4's
    converter rewrites that pair into an Interpolate with an axis past the tensor's rank and
@@ -148,7 +149,7 @@ def write_checkpoint(named_values, prefix):
             assigns.append(variable.assign(placeholder))
             feeds[placeholder] = value
             variables.append(variable)
-        saver = tf.compat.v1.train.Saver(variables)
+        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)  # the folder may be renamed after
         with tf.compat.v1.Session() as session:
             session.run(assigns, feed_dict=feeds)
             saver.save(session, prefix)

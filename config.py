@@ -1,10 +1,13 @@
 """Hyper-parameters: the one source of truth, and the command-line flags that override them.
 
 Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`; the
-default and the help text come from here, so a value is never written twice.
+default, the help text and the values a flag accepts (LIMITS) come from here, so a value is
+never written twice. Every command parses with `ArgumentParser`, so a bad flag is answered
+the same way everywhere: one line, `error: --flag: reason`, exit status 1.
 No TensorFlow here, so `--help` stays instant.
 """
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass, fields
 
@@ -19,6 +22,39 @@ def run_main(main):
         main()
     except InputError as error:
         sys.exit(f'error: {error}')
+
+
+_program = None  # the name usage lines give the command; None: the script's own file name
+
+
+@contextlib.contextmanager
+def program(name):
+    """Inside the block, the commands' usage lines say `name` (main.py runs `main.py train`)."""
+    global _program
+    previous, _program = _program, name
+    try:
+        yield
+    finally:
+        _program = previous
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the suite's rule for bad flags: an InputError (one line, exit status 1 through
+    run_main) instead of the usage text and exit status 2; and the checks between flags."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('prog', _program)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        raise InputError(f'{message.removeprefix("argument ")} (see {self.prog} --help)')
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        # Truncated texts have no windows: a stride there would be ignored without a word.
+        if getattr(parsed, 'stride', 0) and getattr(parsed, 'long_text', None) != 'chunk':
+            self.error(f'--stride {parsed.stride}: means something only with --long-text chunk')
+        return parsed, rest
 
 
 @dataclass
@@ -78,7 +114,8 @@ HELP = {
     'head_lr': 'learning rate of the classification head',
     'ema_momentum': 'momentum of the exponential moving average of the weights',
     'fgm_epsilon': 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
-    'threshold': 'sigmoid score a label must pass to be predicted',
+    'threshold': 'sigmoid score a label must pass to be predicted, more than 0 and at most 1 (1: no score passes, '
+                 'so the top-1 fallback gives each text its best label)',
     'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
     'inference_precision': 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX and on GPUs of '
                            'compute capability 8.0 or more, else float32), float32, bfloat16 (Keras mixed_bfloat16), '
@@ -120,6 +157,79 @@ HELP = {
     'rtd_weight': "rtd: weight of the replaced-token loss beside the generator's MLM loss",
 }
 
+# The values a flag accepts: (test, what the error says it must be). Checked as the flag is
+# parsed, so nonsense is refused before any file is read or any model loads.
+LIMITS = {
+    'maxlen': (lambda v: v >= 3, 'at least 3 ([CLS], one token, [SEP])'),
+    'batch_size': (lambda v: v >= 1, 'at least 1'),
+    'epochs': (lambda v: v >= 1, 'at least 1'),
+    'patience': (lambda v: v >= 1, 'at least 1'),
+    'encoder_lr': (lambda v: v > 0, 'more than 0'),
+    'head_lr': (lambda v: v > 0, 'more than 0'),
+    'mlm_lr': (lambda v: v > 0, 'more than 0'),
+    'ema_momentum': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
+    'fgm_epsilon': (lambda v: v >= 0, '0 (off) or more'),
+    # 0 would predict every label; 1 predicts none, so with the top-1 fallback exactly the best one.
+    'threshold': (lambda v: 0 < v <= 1, 'more than 0 and at most 1'),
+    'valid_ratio': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
+    'dropout': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
+    'mlm_dropout': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
+    'pos_weight_cap': (lambda v: v >= 1, 'at least 1'),
+    'group_by_length': (lambda v: v >= 0, '0 (off) or more'),
+    'stride': (lambda v: v >= 0, '0 (half a window) or more'),
+    'warmup': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
+    'weight_decay': (lambda v: v >= 0, '0 or more'),
+    'mask_rate': (lambda v: 0 < v < 1, 'more than 0 and less than 1'),
+    # Flags of single commands, checked the same way (`limited`):
+    'max_samples': (lambda v: v >= 1, 'at least 1'),
+    'time_budget': (lambda v: v > 0, 'more than 0 minutes'),
+    'layers': (lambda v: v >= 1, 'at least 1'),
+    'hidden': (lambda v: v >= 1, 'at least 1'),
+    'heads': (lambda v: v >= 1, 'at least 1'),
+    'port': (lambda v: 1 <= v <= 65535, 'a port number from 1 to 65535'),
+    'max_batch': (lambda v: v >= 1, 'at least 1'),
+    'max_wait_ms': (lambda v: 0 <= v <= 60_000, 'from 0 to 60000 milliseconds'),
+    'max_body_bytes': (lambda v: v >= 1, 'at least 1'),
+    'max_texts': (lambda v: v >= 1, 'at least 1'),
+    'max_text_chars': (lambda v: v >= 1, 'at least 1'),
+    'max_queue': (lambda v: v >= 1, 'at least 1'),
+    'timeout_s': (lambda v: 0 < v <= 3600, 'more than 0 and at most 3600 seconds'),
+    'folds': (lambda v: v >= 2, 'at least 2'),
+    'similarity': (lambda v: 0 < v <= 1, 'more than 0 and at most 1'),
+    'min_count': (lambda v: v >= 1, 'at least 1'),
+    'min_f1': (lambda v: 0 <= v <= 1, 'from 0 to 1'),
+    'top': (lambda v: v >= 0, '0 or more'),
+}
+
+
+def limited(kind, name):
+    """An argparse type: the flag's text as `kind`, refused unless LIMITS[name] holds for it."""
+    holds, words = LIMITS[name]
+
+    def parse(text):
+        value = kind(text)
+        if not holds(value):  # NaN fails every test, so it is refused too
+            raise argparse.ArgumentTypeError(f'must be {words}, not {text}')
+        return value
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'" names the type
+    return parse
+
+
+# Where a Config field means something else in a command than in train.py.
+PRETRAIN_HELP = {
+    'model_size': 'architecture and vocabulary to pretrain, from pretrained/: small (L-6/H-384) or base '
+                  '(L-12/H-768); --layers, --hidden and --heads change the architecture',
+    'batch_size': 'texts per batch',
+    'patience': 'early stopping: epochs without improvement of the held-out masked-token accuracy',
+    'valid_ratio': "share of each input file held out to measure masked-token accuracy (on a labelled file, "
+                   "train.py's validation split with the same --seed)",
+    'seed': 'random seed (held-out split, shuffling, masks, initialisation)',
+    'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
+                 'TPUs, recent GPUs); the MLM logits and the loss stay float32',
+}
+SCORING_HELP = {'batch_size': 'texts scored per batch'}  # evaluate.py, predict.py
+
+
 CHOICES = {
     'model_size': ('small', 'base'),
     'inference_precision': ('auto', 'float32', 'bfloat16', 'int8'),
@@ -134,24 +244,39 @@ CHOICES = {
 DEFAULTS = Config()
 
 
-def add_flags(parser, *names):
-    """Add --flag-name options for the named Config fields, defaults and help from here."""
+def add_flags(parser, *names, helps=None):
+    """Add --flag-name options for the named Config fields, defaults and help from here.
+
+    helps: {name: help} where a flag means something of its own in this command (PRETRAIN_HELP).
+    """
     types = {field.name: field.type for field in fields(Config)}
+    helps = {**HELP, **(helps or {})}
     for name in names:
         flag = '--' + name.replace('_', '-')
         default = getattr(DEFAULTS, name)
         if types[name] in (bool, 'bool'):
             parser.add_argument(flag, dest=name, default=default, action=argparse.BooleanOptionalAction,
-                                help=HELP[name] + ' (default: %(default)s)')
+                                help=helps[name] + ' (default: %(default)s)')
         else:
-            parser.add_argument(flag, dest=name, type=type(default), default=default, choices=CHOICES.get(name),
-                                help=HELP[name] + ' (default: %(default)s)')
+            kind = limited(type(default), name) if name in LIMITS else type(default)
+            parser.add_argument(flag, dest=name, type=kind, default=default, choices=CHOICES.get(name),
+                                help=helps[name] + ' (default: %(default)s)')
+
+
+def add_output_flags(parser, finished):
+    """--resume and --overwrite of a training command whose output folder may already hold a
+    finished `finished` (run.refuse_finished_output refuses such a folder without one of them)."""
+    parser.add_argument('--resume', action='store_true',
+                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help=f'start afresh in an output folder that holds a finished {finished}, replacing it '
+                             '(without --overwrite or --resume such a folder is refused)')
 
 
 def add_trained_model_flags(parser, weights_dir):
-    """--weights, and the decision-rule overrides of a trained model (evaluate and predict)."""
+    """--weights, and the decision-rule overrides of a trained model (evaluate, predict, serve, export)."""
     parser.add_argument('--weights', default=weights_dir, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--threshold', type=float, default=None,
+    parser.add_argument('--threshold', type=limited(float, 'threshold'), default=None,
                         help=HELP['threshold'] + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')
     parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
                         help=HELP['top1_fallback'] + ' (default: as saved with the model)')

@@ -10,7 +10,6 @@ precision/recall-vs-threshold curve and the most confused label pairs, to report
 report.csv (see report.py) for `python plot.py` to draw, and every wrongly predicted text,
 with its line number, true and predicted labels and their scores, to errors.jsonl.
 """
-import argparse
 import os
 import sys
 
@@ -19,14 +18,14 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Exact-match accuracy and per-label report of a trained model.')
+    parser = config.ArgumentParser(description='Exact-match accuracy and per-label report of a trained model.')
     parser.add_argument('--data', help='folder holding multi-classification-test.txt (e.g. ../shared/data)')
     parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
                                        'if present, else the bundled data/sample-test.txt)')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and '
                                              f'{path.ERRORS_NAME} (default: the --weights folder)')
-    config.add_flags(parser, 'batch_size')
+    config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
     config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
@@ -41,6 +40,7 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
     """(exact-match accuracy, classification report text) of `classifier` on `samples`;
     with `report_dir`, also report.json and report.csv there."""
     import loader
+    import run
     from sklearn.metrics import accuracy_score, classification_report
     known = set(classifier.labels)
     unknown = sorted({label for s in samples for label in s.labels if label not in known})
@@ -48,7 +48,8 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
         print(f'warning: labels unknown to the model are left out of the scores: {", ".join(unknown)}',
               file=sys.stderr)
     targets = loader.multi_hot(samples, classifier.labels).astype('int32')
-    predictions, _, scores = classifier.predict_batch([s.text for s in samples], batch_size, progress=True)
+    predictions, _, scores = classifier.predict_batch([s.text for s in samples], batch_size,
+                                                      progress=run.interactive())
     accuracy = accuracy_score(targets, predictions)
     report = classification_report(targets, predictions, target_names=classifier.labels,
                                    digits=4, zero_division=0)
@@ -93,11 +94,11 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     import predict
+    samples = loader.read_samples(args.test)  # a bad file is said before the model loads
     classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                                     long_text=args.long_text, stride=args.stride)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
     print(f'precision: {classifier.precision}')
-    samples = loader.read_samples(args.test)
     accuracy, report = evaluate(classifier, samples, args.batch_size, args.report_dir)
     print(f'exact-match accuracy: {accuracy:.4f} ({len(samples)} samples)')
     print(report)

@@ -2,29 +2,41 @@
 
     python export.py                                  # weights/ -> weights/saved_model/
     python export.py --weights weights --out /srv/models/labels/1
+    python export.py --threshold 0.4 --no-top1-fallback   # the decision the `text` signature makes
     python export.py --long-text chunk --stride 32    # the text signature reads long texts in windows
 
-Two signatures:
+Three signatures:
 - `serving_default` takes `token_ids` and `segment_ids` (int32, [batch, length], padded with 0)
   and returns `probabilities` (float32, [batch, labels]), the sigmoid scores in the order of
   labels.json.
-- `text` takes `texts` (string, [batch], UTF-8) and returns `probabilities` and `labels` (the
-  label names, one row per text, so TF Serving's row format pairs them). It tokenizes inside
-  the graph with core TensorFlow ops only (graph_tokenizer.py: the same ids as bert4keras'
+- `text` takes `texts` (string, [batch], UTF-8) and returns, one row per text (so TF Serving's
+  row format pairs them): `probabilities` (float32, [batch, labels]); `predictions` (int32,
+  [batch, labels], 1 for each label decided); `labels` (string, [batch], the decided label names
+  joined by '|', as `python predict.py` prints them). The decision is predict.py's rule
+  (predict.decide_graph), computed in the graph: --threshold, else the per-label thresholds
+  training tuned, else the model's own threshold; then the top-1 fallback as saved with the
+  model, unless --top1-fallback / --no-top1-fallback says otherwise. It tokenizes inside the
+  graph with core TensorFlow ops only (graph_tokenizer.py: the same ids as bert4keras'
   Tokenizer), so stock TF Serving runs it on raw text. Texts over maxlen tokens are cut, or
   with --long-text chunk read as overlapping windows whose scores are max-pooled per text.
+- `label_names` takes nothing and returns `label_names` (string, [labels]): the names of the
+  columns of `probabilities` and `predictions`, given once.
 
 The model computes in the precision that --precision picks (auto: bfloat16 where the machine
 has it, as predict.py decides; `int8` writes the SavedModel in float32 and the int8 TFLite
 model beside it, model.int8.tflite, same inputs and output). Beside the SavedModel, the folder
-holds what a client needs to decide: labels.json, model.json (maxlen, threshold,
-top1_fallback, and the export's precision, long_text and stride), thresholds.json (when
-training tuned one threshold per label) and vocab.txt. In Python:
+holds labels.json, model.json (maxlen, the decision: threshold and top1_fallback, the export's
+precision, long_text and stride, and the "export" mark), thresholds.json (when the decision
+uses one threshold per label) and vocab.txt. In Python:
 
     loaded = tf.saved_model.load('weights/saved_model')
-    scores = loaded.signatures['text'](texts=tf.constant(['青岛地铁施工段坍塌致3人遇难']))['probabilities']
+    loaded.signatures['text'](texts=tf.constant(['青岛地铁施工段坍塌致3人遇难']))['labels']
+
+The export is written into a hidden folder beside --out and renamed into place once whole, so
+a failed export leaves the previous one as it was. Only an earlier export (model.json carries
+the "export" mark) is replaced; anything else is refused in one line: a folder holding other
+files, the weights folder, a folder that holds it, or one inside it other than WEIGHTS/saved_model.
 """
-import argparse
 import os
 import shutil
 
@@ -33,30 +45,66 @@ import path
 
 SIGNATURE = 'serving_default'
 TEXT_SIGNATURE = 'text'
+NAMES_SIGNATURE = 'label_names'
 INT8_NAME = 'model.int8.tflite'
+EXPORT_MARK = 'export'  # the key of model.json that makes a folder an export this script may replace
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Write a trained model as a TensorFlow SavedModel.')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--out', help='SavedModel folder (default: WEIGHTS/saved_model)')
+    parser = config.ArgumentParser(description='Write a trained model as a TensorFlow SavedModel.')
+    config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
+    parser.add_argument('--out', help='SavedModel folder: new, empty, or an earlier export '
+                                      '(default: WEIGHTS/saved_model)')
     config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     args.out = args.out or os.path.join(args.weights, path.SAVED_MODEL_DIR)
-    if args.stride < 0:
-        parser.error('--stride must be 0 (half a window) or more')
     return args
 
 
-def export(weights_dir, out_dir, precision='float32', long_text='truncate', stride=0):
-    """Write the SavedModel of the trained model in `weights_dir` to `out_dir`, files beside it."""
+def is_export(folder):
+    """Whether `folder` holds an export of this script: a SavedModel and the mark in model.json."""
+    try:
+        meta = path.read_json(os.path.join(folder, path.META_NAME))
+    except (OSError, ValueError):
+        return False
+    return os.path.isfile(os.path.join(folder, 'saved_model.pb')) and isinstance(meta, dict) and EXPORT_MARK in meta
+
+
+def check_out(weights_dir, out_dir):
+    """config.InputError unless `out_dir` may receive the export: a new or empty folder, or an
+    earlier export. The weights folder, a folder holding it and a folder inside it other than
+    WEIGHTS/saved_model are refused: they hold the trained model and what came with it."""
+    weights, out = os.path.realpath(weights_dir), os.path.realpath(out_dir)
+    default = os.path.join(weights, path.SAVED_MODEL_DIR)
+    if os.path.commonpath([weights, out]) == out:
+        what = 'is the trained model folder' if out == weights else f'holds the trained model folder {weights_dir}'
+        raise config.InputError(f'--out {out_dir}: {what}; export into a new folder, or leave --out out for '
+                                f'{os.path.join(weights_dir, path.SAVED_MODEL_DIR)}')
+    if os.path.commonpath([weights, out]) == weights and out != default:
+        raise config.InputError(f'--out {out_dir}: inside the trained model folder {weights_dir}, where only '
+                                f'{path.SAVED_MODEL_DIR}/ is the export\'s; export outside it, or leave --out out')
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise config.InputError(f'--out {out_dir}: a file, not a folder')
+    if os.path.isdir(out) and os.listdir(out) and not is_export(out):
+        raise config.InputError(f'--out {out_dir}: holds files and is not an export of this project (no '
+                                f'"{EXPORT_MARK}" in {path.META_NAME}), so it is not replaced; choose a new or '
+                                'empty folder, or remove it yourself')
+
+
+def export(weights_dir, out_dir, precision='float32', long_text='truncate', stride=0, threshold=None,
+           top1_fallback=None):
+    """Write the SavedModel of the trained model in `weights_dir` to `out_dir`, files beside it;
+    threshold/top1_fallback: the decision of the text signature (None: the model's own)."""
+    check_out(weights_dir, out_dir)
     import graph_tokenizer
     import predict
+    import run
     from compat import tf
-    classifier = predict.Classifier(weights_dir, precision='float32' if precision == 'int8' else precision)
+    classifier = predict.Classifier(weights_dir, threshold, top1_fallback,
+                                    precision='float32' if precision == 'int8' else precision)
     model = classifier.model
-    labels = tf.constant(classifier.labels)
+    names = tf.constant(classifier.labels)
 
     class Serving(tf.Module):
         def __init__(self):
@@ -81,41 +129,58 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
             else:
                 token_ids = self.tokenizer.token_ids(texts)
                 probabilities = model([token_ids, tf.zeros_like(token_ids)], training=False)
-            return {'probabilities': probabilities,
-                    'labels': tf.tile(labels[tf.newaxis], [tf.shape(texts)[0], 1])}
+            predictions = predict.decide_graph(probabilities, classifier.threshold, classifier.top1_fallback)
+            chosen = tf.ragged.boolean_mask(tf.broadcast_to(names, tf.shape(predictions)), predictions > 0)
+            return {'probabilities': probabilities, 'predictions': predictions,
+                    'labels': tf.strings.reduce_join(chosen, axis=1, separator='|')}
+
+        @tf.function(input_signature=[])
+        def label_names(self):
+            return {'label_names': names}
 
     module = Serving()
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)  # a half-old SavedModel would mix two models' variables
-    with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # graphs traced in the model's precision
-        tf.saved_model.save(module, out_dir, signatures={SIGNATURE: module.serve, TEXT_SIGNATURE: module.serve_text})
-    for name in (path.LABELS_NAME, path.VOCAB_NAME, path.THRESHOLDS_NAME):
-        if os.path.exists(os.path.join(weights_dir, name)):  # thresholds.json only when training tuned them
-            shutil.copyfile(os.path.join(weights_dir, name), os.path.join(out_dir, name))
     meta = path.read_json(os.path.join(weights_dir, path.META_NAME))
+    per_label = isinstance(classifier.threshold_json(), dict)
     meta.update(precision=precision if precision == 'int8' else classifier.precision, long_text=long_text,
-                stride=stride)
-    path.write_json(os.path.join(out_dir, path.META_NAME), meta)
-    if precision == 'int8':
-        with open(os.path.join(out_dir, INT8_NAME), 'wb') as f:
-            f.write(predict.int8_model(model))
+                stride=stride, top1_fallback=classifier.top1_fallback,
+                **({} if per_label else {'threshold': classifier.threshold_json()}))
+    meta[EXPORT_MARK] = {'written_by': 'export.py', 'signatures': [SIGNATURE, TEXT_SIGNATURE, NAMES_SIGNATURE]}
+
+    def write(folder):
+        with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # graphs traced in the model's precision
+            tf.saved_model.save(module, folder, signatures={SIGNATURE: module.serve, TEXT_SIGNATURE: module.serve_text,
+                                                            NAMES_SIGNATURE: module.label_names})
+        copied = [path.LABELS_NAME, path.VOCAB_NAME] + ([path.THRESHOLDS_NAME] if per_label else [])
+        for name in copied:
+            shutil.copyfile(os.path.join(weights_dir, name), os.path.join(folder, name))
+        if precision == 'int8':
+            with open(os.path.join(folder, INT8_NAME), 'wb') as f:
+                f.write(predict.int8_model(model))
+        path.write_json(os.path.join(folder, path.META_NAME), meta)  # last: the mark says the folder is whole
+
+    out = os.path.realpath(out_dir)  # through a link, the folder it points to is replaced
+    run.clean_litter(os.path.dirname(out), only=os.path.basename(out))  # a killed export's temporaries
+    path.atomic_write_folder(out, write)
     return classifier
 
 
 def main(argv=None):
     args = parse_args(argv)
+    check_out(args.weights, args.out)  # before anything is loaded, or written by the lock
     import predict
     import run
     if not os.path.isdir(args.weights):
         predict.load_meta(args.weights)  # refused with the reason before the lock would create the folder
     with run.lock(args.weights):  # never export a folder a training run is writing
-        classifier = export(args.weights, args.out, args.inference_precision, args.long_text, args.stride)
+        classifier = export(args.weights, args.out, args.inference_precision, args.long_text, args.stride,
+                            args.threshold, args.top1_fallback)
     threshold = classifier.threshold_json()
     threshold = f'per label, {path.THRESHOLDS_NAME}' if isinstance(threshold, dict) else threshold
     print(f'{args.out}: SavedModel in {classifier.precision}, signatures {SIGNATURE!r}: token_ids, segment_ids '
-          f'-> probabilities; {TEXT_SIGNATURE!r}: texts -> probabilities, labels ({args.long_text}'
+          f'-> probabilities; {TEXT_SIGNATURE!r}: texts -> probabilities, predictions, labels ({args.long_text}'
           + (f', stride {args.stride}' if args.long_text == 'chunk' else '')
-          + f'; {len(classifier.labels)} labels, threshold {threshold})')
+          + f'; {len(classifier.labels)} labels, threshold {threshold}, top-1 fallback '
+          + ('on' if classifier.top1_fallback else 'off') + f'); {NAMES_SIGNATURE!r}: -> label_names')
     if args.inference_precision == 'int8':
         print(f'{os.path.join(args.out, INT8_NAME)}: int8 TFLite model, token_ids, segment_ids -> probabilities')
 

@@ -5,7 +5,6 @@ first ASCII space splits: texts may hold U+3000 or U+00A0. A malformed line is a
 naming file:line; nothing is skipped silently and nothing malformed is trained on.
 """
 import collections
-import os
 import random
 
 import numpy as np
@@ -41,25 +40,43 @@ def parse_line(line, where):
     return Sample(tuple(dict.fromkeys(labels)), text)  # de-duplicated, order kept
 
 
-def read_lines(path, what='lines'):
-    """(file:line, line) for each line of a UTF-8 file, without its line end; DataError for a
-    missing file, bytes that are not UTF-8, a blank line, or a file without lines."""
-    if not os.path.isfile(path):
-        raise DataError(f'{path}: no such file')
-    count = 0
-    with open(path, 'rb') as f:
-        for number, raw in enumerate(f, 1):
-            where = f'{path}:{number}'
+def decoded_lines(path, stream=None):
+    """(line number, line) for each line of a UTF-8 file, without its line end (a BOM dropped);
+    with `stream`, its bytes instead, `path` naming it (standard input). DataError for a missing
+    file, a folder, or bytes that are not UTF-8 (file:line)."""
+    opened = stream is None
+    if opened:
+        try:
+            stream = open(path, 'rb')
+        except FileNotFoundError:
+            raise DataError(f'{path}: no such file') from None
+        except IsADirectoryError:
+            raise DataError(f'{path}: a folder, not a file') from None
+        except OSError as error:
+            raise DataError(f'{path}: cannot be read ({error.strerror})') from None
+    try:
+        for number, raw in enumerate(stream, 1):
             try:
                 line = raw.decode('utf-8-sig' if number == 1 else 'utf-8')
             except UnicodeDecodeError as error:
-                raise DataError(f'{where}: not valid UTF-8 ({error.reason} at byte {error.start}); '
+                raise DataError(f'{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start}); '
                                 'convert the file to UTF-8') from None
-            line = line.rstrip('\r\n')
-            if not line.strip():
-                raise DataError(f'{where}: empty line')
-            count += 1
-            yield where, line
+            yield number, line.rstrip('\r\n')
+    finally:
+        if opened:
+            stream.close()
+
+
+def read_lines(path, what='lines'):
+    """(file:line, line) for each line of a UTF-8 file, without its line end; DataError for a
+    missing file, bytes that are not UTF-8, a blank line, or a file without lines."""
+    count = 0
+    for number, line in decoded_lines(path):
+        where = f'{path}:{number}'
+        if not line.strip():
+            raise DataError(f'{where}: empty line')
+        count += 1
+        yield where, line
     if not count:
         raise DataError(f'{path}: no {what} in the file')
 
@@ -101,7 +118,7 @@ def load_tokenizer(vocab_path):
     return Tokenizer(load_vocab(vocab_path), do_lower_case=True)
 
 
-def encode_texts(tokenizer, texts, maxlen, progress=True):
+def encode_texts(tokenizer, texts, maxlen, progress=False):
     """Texts -> list of token-id lists ([CLS] ... [SEP], at most maxlen long)."""
     texts = tqdm(texts, desc='tokenize', unit=' texts', leave=False, disable=not progress or len(texts) < 2000)
     return [tokenizer.encode(text, maxlen=maxlen)[0] for text in texts]
@@ -120,7 +137,7 @@ def window_starts(token_count, window, stride):
     return list(range(0, token_count - window, stride)) + [token_count - window]
 
 
-def encode_windows(tokenizer, texts, maxlen, stride=0, progress=True):
+def encode_windows(tokenizer, texts, maxlen, stride=0, progress=False):
     """Texts -> (token-id lists of every window, index of the text each window belongs to).
 
     Each text is tokenized whole, [CLS] c1 .. cn [SEP]; a window is [CLS] + c[s:s + maxlen - 2]
@@ -201,10 +218,9 @@ def pad_batch(token_ids):
 
 def main(argv=None):
     """`python loader.py --stats FILE [--maxlen N] [--json]`: the data report of stats.py."""
-    import argparse
     import stats
-    parser = argparse.ArgumentParser(description='Data loading for the suite; --stats FILE prints a data report.',
-                                     epilog='Other flags go to stats.py (python stats.py --help).')
+    parser = config.ArgumentParser(description='Data loading for the suite; --stats FILE prints a data report.',
+                                   epilog='Other flags go to stats.py (python stats.py --help).')
     parser.add_argument('--stats', metavar='FILE', required=True, help='labelled file to report on')
     args, rest = parser.parse_known_args(argv)
     return stats.main([args.stats] + rest)

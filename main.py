@@ -10,7 +10,8 @@
     python main.py export   [export.py flags]
     python main.py serve    [serve.py flags]
 
-Each sub-command runs the same `main` as the script of that name.
+Each sub-command runs the same `main` as the script of that name; its usage line and errors
+name it as it was run (`main.py train`).
 """
 import argparse
 import importlib
@@ -19,24 +20,28 @@ import config
 
 COMMANDS = {
     'pretrain': 'masked-language-model pretraining on your texts, official checkpoint layout (pretrain.py)',
-    'train': 'fine-tune RoFormer-v2 (train.py)',
-    'evaluate': 'exact match and per-label report (evaluate.py)',
+    'train': 'fine-tune RoFormer-v2 on a labelled file (train.py)',
+    'evaluate': 'exact match and per-label report on a labelled file (evaluate.py)',
     'predict': 'labels of texts (predict.py)',
     'stats': 'data report of a labelled file (stats.py)',
     'audit': 'likely mislabelled lines, conflicting near-duplicates, too-rare labels (audit.py)',
     'plot': 'training curves, evaluation figures, model diagram as PNG (plot.py)',
-    'export': 'TensorFlow SavedModel with a serving signature (export.py)',
-    'serve': 'HTTP JSON server (serve.py)',
+    'export': 'TensorFlow SavedModel that decides the labels in the graph (export.py)',
+    'serve': 'HTTP JSON server and a page to try the model (serve.py)',
 }
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Multi-label Chinese text classification with RoFormer-v2.',
-                                     epilog='Run "python main.py COMMAND --help" for the flags of a command.')
-    parser.add_argument('command', choices=COMMANDS, help='; '.join(f'{k}: {v}' for k, v in COMMANDS.items()))
+    verbs = '\n'.join(f'  {name:<9} {sentence}' for name, sentence in COMMANDS.items())
+    parser = config.ArgumentParser(prog='main.py', formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   description='Multi-label Chinese text classification with RoFormer-v2.\n\n'
+                                               'commands:\n' + verbs,
+                                   epilog='Run "python main.py COMMAND --help" for the flags of a command.')
+    parser.add_argument('command', choices=COMMANDS, metavar='COMMAND', help='one of the commands above')
     parser.add_argument('args', nargs=argparse.REMAINDER, help='flags of the command')
     args = parser.parse_args(argv)
-    return importlib.import_module(args.command).main(args.args)
+    with config.program(f'{parser.prog} {args.command}'):
+        return importlib.import_module(args.command).main(args.args)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ No TensorFlow here, so `--help` stays instant.
 """
 import json
 import os
+import shutil
 import tempfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -83,6 +84,38 @@ def atomic_write(path, write):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def atomic_write_folder(folder, write):
+    """Call write(temporary_folder), then rename it onto `folder`, replacing the folder there.
+
+    The temporary folder is hidden beside `folder` ('.NAME.random.tmp', which run.LITTER
+    recognises), on the same file system, so a failed write leaves the previous folder whole;
+    the previous folder is moved aside and removed only once the new one stands in its place.
+    """
+    folder = os.path.abspath(folder)
+    parent, name = os.path.split(folder)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix='.' + name + '.', suffix='.tmp', dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes it private; a server may read it as another user
+    aside = None
+    try:
+        write(temporary)
+        if os.path.lexists(folder):  # a folder cannot be renamed onto a full one: the old one steps aside first
+            aside = tempfile.mkdtemp(prefix='.' + name + '.old.', suffix='.tmp', dir=parent)
+            os.replace(folder, aside)
+        os.replace(temporary, folder)
+    except BaseException:
+        if aside and not os.path.lexists(folder):
+            os.replace(aside, folder)  # the new one did not make it: the old one goes back
+            aside = None
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    finally:
+        if aside:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_json(path, value):

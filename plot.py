@@ -15,7 +15,6 @@ Draws whatever its inputs exist for:
 Chinese labels need a font with their glyphs; `cjk_font` finds one among the installed fonts
 (`make setup` installs fonts-wqy-microhei on Debian) and warns when none has them.
 """
-import argparse
 import functools
 import os
 import shutil
@@ -203,7 +202,7 @@ def plot_diagram(weights_dir, png_path):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Draw training curves, evaluation figures and the model diagram.')
+    parser = config.ArgumentParser(description='Draw training curves, evaluation figures and the model diagram.')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR,
                         help=f'trained model folder with {path.HISTORY_NAME} (default: %(default)s)')
     parser.add_argument('--report-dir', help=f'folder with evaluate.py\'s {path.REPORT_NAME} (default: --weights)')

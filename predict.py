@@ -13,7 +13,6 @@ This module is the single place that turns scores into label sets (threshold, th
 top-1 fallback), so training, evaluation and prediction decide the same way, and the single
 place that picks the inference precision (`--precision`, see `resolve_precision`).
 """
-import argparse
 import contextlib
 import hashlib
 import json
@@ -31,13 +30,27 @@ STREAM_CHUNK = 1024  # lines read, predicted and written at a time: memory stays
 
 def decide(scores, threshold, top1_fallback=True):
     """Scores [n, labels] -> multi-hot int array: every label whose score passes `threshold`
-    (one number, or one per label); with `top1_fallback`, the best label for a row where none
-    passes."""
-    one_hot = (scores > threshold).astype('int32')
+    (one number, or one per label); with `top1_fallback`, the best label (the first, on a tie)
+    for a row where none passes. Compared in float64, so `decide_graph` decides alike to the
+    last bit (NumPy alone would compare float32 scores with a float32 copy of one threshold but
+    with the float64 values of a per-label array)."""
+    one_hot = (np.asarray(scores, 'float64') > np.asarray(threshold, 'float64')).astype('int32')
     if top1_fallback and len(scores):
         empty = one_hot.sum(axis=1) == 0
         one_hot[empty, scores[empty].argmax(axis=1)] = 1
     return one_hot
+
+
+def decide_graph(scores, threshold, top1_fallback=True):
+    """`decide` as TensorFlow ops, for an exported graph: int32 multi-hot [batch, labels] of the
+    float32 `scores` [batch, labels]; the same comparison and the same tie rule."""
+    import tensorflow as tf
+    passed = tf.cast(scores, tf.float64) > tf.constant(threshold, tf.float64)
+    if top1_fallback:
+        best = tf.equal(scores, tf.reduce_max(scores, axis=1, keepdims=True))
+        first_best = best & tf.equal(tf.cumsum(tf.cast(best, tf.int32), axis=1), 1)  # argmax's first on a tie
+        passed = passed | (first_best & ~tf.reduce_any(passed, axis=1, keepdims=True))
+    return tf.cast(passed, tf.int32)
 
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -307,9 +320,10 @@ def predict(text):
     return _default_classifier.predict(text)
 
 
-def read_chunks(stream, size):
+def read_chunks(lines, size):
+    """Lists of up to `size` lines, read as they come: memory stays flat on any input."""
     chunk = []
-    for line in stream:
+    for line in lines:
         chunk.append(line.rstrip('\r\n'))
         if len(chunk) == size:
             yield chunk
@@ -318,13 +332,56 @@ def read_chunks(stream, size):
         yield chunk
 
 
+class InputNotes:
+    """The input lines worth a word, said once at the end, whatever the number of chunks: blank
+    ones (scored as empty texts, to keep one answer per line) and ones that look labelled
+    (`label|label text` with this model's labels: a training or test file given as texts)."""
+    SHOWN = 10  # line numbers listed in a note; beyond them, counted
+
+    def __init__(self, labels, source):
+        self.labels, self.source = set(labels), source
+        self.count = 0
+        self.found = {'blank': [], 'labelled': []}
+        self.totals = {'blank': 0, 'labelled': 0}
+
+    def looks_labelled(self, text):
+        labels, space, rest = text.partition(' ')
+        return bool(space and rest.strip()) and all(label in self.labels for label in labels.split('|'))
+
+    def read(self, texts):
+        for text in texts:
+            self.count += 1
+            kind = 'blank' if not text.strip() else 'labelled' if self.looks_labelled(text) else None
+            if kind:
+                self.totals[kind] += 1
+                if len(self.found[kind]) < self.SHOWN:
+                    self.found[kind].append(self.count)
+
+    def where(self, kind):
+        """'lines 2, 5 of FILE', 'argument 1', ... with '(N in all)' past SHOWN."""
+        numbers, total = self.found[kind], self.totals[kind]
+        listed = ', '.join(map(str, numbers)) + (f', ... ({total} in all)' if total > len(numbers) else '')
+        if self.source is None:
+            return f'argument{"s" if total > 1 else ""} {listed}'
+        return f'line{"s" if total > 1 else ""} {listed} of {self.source}'
+
+    def say(self):
+        if self.totals['blank']:
+            print(f"note: empty text at {self.where('blank')}; its labels are only the model's prior guess",
+                  file=sys.stderr)
+        if self.totals['labelled']:
+            print(f"note: {self.where('labelled')} look{'s' if self.totals['labelled'] == 1 else ''} labelled "
+                  '("label|label text" with this model\'s labels), read whole as text; give the texts alone, '
+                  'or score a labelled file with evaluate.py --test', file=sys.stderr)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Predict labels of texts with a trained model.')
+    parser = config.ArgumentParser(description='Predict labels of texts with a trained model.')
     parser.add_argument('texts', nargs='*', help='texts to classify')
-    parser.add_argument('--file', help="file with one text per line ('-' for standard input)")
+    parser.add_argument('--file', help="file with one text per line, UTF-8 ('-' for standard input)")
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
-    config.add_flags(parser, 'batch_size')
+    config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
     config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
@@ -335,19 +392,25 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import loader
+    source = 'standard input' if args.file == '-' else args.file  # None: the texts are arguments
+    if args.file and args.file != '-':
+        # The whole file is read once before the model loads, so a bad byte on its last line is
+        # an error now, not after an hour of predictions (standard input is checked as it comes).
+        if not sum(1 for _ in loader.decoded_lines(args.file)):
+            raise loader.DataError(f'{args.file}: no texts in the file')
     classifier = Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                             long_text=args.long_text, stride=args.stride)
-    if args.file == '-':
-        chunks = read_chunks(sys.stdin, STREAM_CHUNK)
-    elif args.file:
-        chunks = read_chunks(open(args.file, encoding='utf-8-sig'), STREAM_CHUNK)
+    if args.file:
+        stream = sys.stdin.buffer if args.file == '-' else None
+        lines = (line for _, line in loader.decoded_lines(source, stream))
     else:
-        chunks = [args.texts]
-    for texts in chunks:
+        lines = args.texts
+    notes = InputNotes(classifier.labels, source)
+    for texts in read_chunks(lines, STREAM_CHUNK):
+        notes.read(texts)
         _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
         for text, labels, row in zip(texts, label_lists, scores):
-            if not text.strip():
-                print("note: empty text; its labels are only the model's prior guess", file=sys.stderr)
             if args.json:
                 print(json.dumps({'text': text, 'labels': labels,
                                   'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}},
@@ -355,6 +418,7 @@ def main(argv=None):
             else:
                 print('|'.join(labels))
         sys.stdout.flush()
+    notes.say()
 
 
 if __name__ == '__main__':

@@ -36,7 +36,6 @@ held-out figures (generator masked-token accuracy, replaced-token accuracy and r
 recorded, but they measure a task that hardens as the generator learns, so the checkpoint
 of the last epoch is the one kept (as in ELECTRA) and --patience does not apply.
 """
-import argparse
 import os
 import shutil
 
@@ -45,7 +44,7 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
+    parser = config.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
                                                  'folder in the official checkpoint layout.')
     parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
     parser.add_argument('--train', nargs='+', metavar='FILE',
@@ -56,17 +55,21 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, help='output folder (default: %(default)s)')
     parser.add_argument('--init', metavar='DIR', help='continue pretraining this checkpoint folder (its '
                                                       'architecture and vocabulary) instead of random weights')
-    parser.add_argument('--layers', type=int, help='encoder layers (default: those of --model-size)')
-    parser.add_argument('--hidden', type=int, help='hidden size; the feed-forward size is 4x (default: --model-size)')
-    parser.add_argument('--heads', type=int, help='attention heads (default: those of --model-size)')
-    parser.add_argument('--max-samples', type=int, help='use only the first N lines of each file (quick runs)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
-    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+    parser.add_argument('--layers', type=config.limited(int, 'layers'),
+                        help='encoder layers (default: those of --model-size)')
+    parser.add_argument('--hidden', type=config.limited(int, 'hidden'),
+                        help='hidden size; the feed-forward size is 4x (default: --model-size)')
+    parser.add_argument('--heads', type=config.limited(int, 'heads'),
+                        help='attention heads (default: those of --model-size)')
+    parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
+                        help='use only the first N lines of each file (quick runs)')
+    config.add_output_flags(parser, 'checkpoint')
+    parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
-                     'mask_rate', 'mlm_dropout', 'objective', 'generator_size', 'rtd_weight', 'patience', 'valid_ratio', 'group_by_length', 'seed', 'precision')
+                     'mask_rate', 'mlm_dropout', 'objective', 'generator_size', 'rtd_weight', 'patience', 'valid_ratio',
+                     'group_by_length', 'seed', 'precision', helps=config.PRETRAIN_HELP)
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
@@ -119,6 +122,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
     import run as run_lib
+    run_lib.refuse_finished_output(args.out, (path.CHECKPOINT_NAME + '.index',), args.resume, args.overwrite)
     with run_lib.lock(args.out):  # one run per folder, released even by kill -9
         run_lib.clean_litter(args.out)
         return pretrain(args, cfg)
@@ -143,6 +147,7 @@ def pretrain(args, cfg):
     print(f'architecture: {bert_config["num_hidden_layers"]} layers, hidden {bert_config["hidden_size"]}, '
           f'{bert_config["num_attention_heads"]} heads, vocabulary {bert_config["vocab_size"]} ({vocab_path}); '
           + (f'continuing {checkpoint}' if checkpoint else 'random initialisation'))
+    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
 
     tokenizer = loader.load_tokenizer(vocab_path)
     train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, run_lib.interactive())

@@ -12,6 +12,8 @@
   settings), history.csv, the best file, and the console: a live bar during the epoch
   (only on a terminal), then one line per epoch ending with `acc: 0.9005 best acc: 0.9005`.
 - `TimeBudget`: ends training after N minutes; the epoch under way is closed and scored.
+- `refuse_finished_output`: a run does not start in a folder that holds a finished model
+  unless it resumes that run (--resume) or is told to replace it (--overwrite).
 """
 import contextlib
 import fcntl
@@ -26,8 +28,19 @@ import history as history_lib
 import path
 from compat import keras, tf
 
-# path.atomic_write's temporaries: '.' + name + random + '.tmp' + extension (a file or a folder).
+# path.atomic_write's and atomic_write_folder's temporaries: '.' + name + random + '.tmp' + extension.
 LITTER = re.compile(r'^\..+\.tmp(\.[^.]+)*$')
+
+
+def refuse_finished_output(folder, finished_names, resume, overwrite):
+    """config.InputError when `folder` holds any of `finished_names` (a finished model) and
+    neither `resume` nor `overwrite` is set; call it before anything is read or written."""
+    if resume and overwrite:
+        raise config.InputError('--resume and --overwrite: choose one (continue the run in the folder, or replace it)')
+    found = [name for name in finished_names if os.path.exists(os.path.join(folder, name))]
+    if found and not (resume or overwrite):
+        raise config.InputError(f'{folder}: holds a finished model ({", ".join(found)}); --resume continues its run, '
+                                '--overwrite replaces it, or choose another output folder')
 
 
 @contextlib.contextmanager
@@ -62,19 +75,22 @@ def lock(folder):
         handle.close()
 
 
-def clean_litter(folder):
+def clean_litter(folder, only=None):
     """Remove what an interrupted run left in `folder` and its resume/ folder; returns the paths removed.
 
-    Call it under `lock(folder)`: then no temporary can belong to a live run.
+    Call it under `lock(folder)`: then no temporary can belong to a live run. With `only`, a
+    name in `folder`: just that name's temporaries (export.py's, in a folder it does not own).
     """
     removed = []
     resume_dir = os.path.join(folder, path.RESUME_DIR)
-    for parent in (folder, resume_dir):
+    for parent in (folder,) if only else (folder, resume_dir):
         if not os.path.isdir(parent):
             continue
         for name in sorted(os.listdir(parent)):
             full = os.path.join(parent, name)
             tensorflow_temporary = parent == resume_dir and name.endswith('_temp') and os.path.isdir(full)
+            if only and not name.startswith(f'.{only}.'):
+                continue
             if LITTER.match(name) or tensorflow_temporary:
                 shutil.rmtree(full) if os.path.isdir(full) else os.remove(full)
                 removed.append(full)

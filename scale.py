@@ -55,6 +55,25 @@ def make_strategy(name='auto'):
     return tf.distribute.get_strategy()
 
 
+def describe_strategy(strategy):
+    """The devices and how they share the work, in the words of the training log:
+    'devices: 1 (CPU), no distribution', 'devices: 2 (CPU:0, CPU:1), mirrored: ...'."""
+    shared = 'each computes its share of every batch, the gradients are averaged'
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return f'devices: {strategy.num_replicas_in_sync} on {cluster_size()} workers, multiworker: {shared}'
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        names = ', '.join(device.split('device:')[-1] for device in strategy.extended.worker_devices)
+        return f'devices: {strategy.num_replicas_in_sync} ({names}), mirrored: {shared}'
+    return f'devices: 1 ({"GPU" if tf.config.list_logical_devices("GPU") else "CPU"}), no distribution'
+
+
+PRECISION_WORDS = {
+    'float32': 'float32 (float32 compute and weights)',
+    'mixed_float16': 'mixed_float16 (float16 compute, float32 weights, loss scaling)',
+    'mixed_bfloat16': 'mixed_bfloat16 (bfloat16 compute, float32 weights)',
+}
+
+
 def is_chief(strategy):
     """Whether this process writes the run's files: always, except on non-chief workers."""
     return strategy.extended.should_checkpoint

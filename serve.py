@@ -11,8 +11,9 @@
 
 `POST /predict` takes {"text": "..."} and answers {"labels": [...], "scores": {label: score}},
 or takes {"texts": [...]} and answers {"results": [{"labels": ..., "scores": ...}, ...]} in
-the same order. The decision rule is predict.py's (the threshold saved with the model, or the per-label
-thresholds tuned at training).
+the same order. The decision rule is predict.py's: --threshold, else the per-label thresholds
+tuned at training, else the threshold saved with the model; the top-1 fallback as saved, or as
+--top1-fallback / --no-top1-fallback say.
 
 Concurrent requests are batched: texts that arrive within --max-wait-ms of each other (up to
 --max-batch of them) go through the model together, which is what makes a CPU or GPU
@@ -20,11 +21,17 @@ server fast under load. Overload is shed, not queued without end: when --max-que
 already wait, a request gets 503 with Retry-After at once; a request not answered within
 --timeout-s gets 503 too (its texts leave the queue). On SIGTERM the server stops accepting
 connections, answers the requests it holds, then exits. The model computes in the precision
-that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py). Errors: 400 for a body that is not JSON, 413 for a body over
---max-body-bytes, 422 (with the reason) for JSON of the wrong shape, more than --max-texts
-texts, or a text over --max-text-chars characters.
+that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py).
+
+Errors are {"detail": "one short line"} naming the field and the reason, never repeating the
+input: 400 for a body that is not JSON, 413 for a body over --max-body-bytes, 422 for JSON that
+is not an object or of the wrong shape, more than --max-texts texts, a text over
+--max-text-chars characters, or an empty text (nothing to classify: refused, not guessed).
+No client input is answered 500. A port in use is one line, exit status 1, before the model
+loads. Each request is one access-log line on stdout (method, path, status, ms); --quiet turns
+it off. FastAPI's /docs and /redoc are off (they load their scripts from a CDN); the schema is
+at /openapi.json.
 """
-import argparse
 import asyncio
 import collections
 import concurrent.futures
@@ -39,25 +46,80 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='HTTP JSON server for a trained model.')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--host', default='127.0.0.1', help='address to listen on (default: %(default)s)')
-    parser.add_argument('--port', type=int, default=8000, help='(default: %(default)s)')
-    parser.add_argument('--max-batch', type=int, default=64, help='most texts scored together (default: %(default)s)')
-    parser.add_argument('--max-wait-ms', type=float, default=5.0,
+    parser = config.ArgumentParser(description='HTTP JSON server for a trained model.')
+    config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on; 0.0.0.0 listens on every interface (default: %(default)s)')
+    parser.add_argument('--port', type=config.limited(int, 'port'), default=8000,
+                        help='TCP port to listen on (default: %(default)s)')
+    parser.add_argument('--max-batch', type=config.limited(int, 'max_batch'), default=64,
+                        help='most texts scored together (default: %(default)s)')
+    parser.add_argument('--max-wait-ms', type=config.limited(float, 'max_wait_ms'), default=5.0,
                         help='how long the first request of a batch waits for others (default: %(default)s)')
-    parser.add_argument('--max-body-bytes', type=int, default=1_000_000, help='(default: %(default)s)')
-    parser.add_argument('--max-texts', type=int, default=256, help='texts per request (default: %(default)s)')
-    parser.add_argument('--max-text-chars', type=int, default=10_000,
+    parser.add_argument('--max-body-bytes', type=config.limited(int, 'max_body_bytes'), default=1_000_000,
+                        help='largest request body read; a larger one gets 413 (default: %(default)s)')
+    parser.add_argument('--max-texts', type=config.limited(int, 'max_texts'), default=256,
+                        help='texts per request; more get 422 (default: %(default)s)')
+    parser.add_argument('--max-text-chars', type=config.limited(int, 'max_text_chars'), default=10_000,
                         help='characters per text; the model reads only its first maxlen tokens (default: %(default)s)')
-    parser.add_argument('--max-queue', type=int, default=256,
+    parser.add_argument('--max-queue', type=config.limited(int, 'max_queue'), default=256,
                         help='most texts waiting to be scored; a request beyond that gets 503 + Retry-After at once '
                              '(default: %(default)s)')
-    parser.add_argument('--timeout-s', type=float, default=10.0,
+    parser.add_argument('--timeout-s', type=config.limited(float, 'timeout_s'), default=10.0,
                         help='a request not answered within this many seconds gets 503 (default: %(default)s)')
+    parser.add_argument('--quiet', action='store_true',
+                        help='no access log (otherwise one line per request on stdout: method, path, status, ms)')
     config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')
     return parser.parse_args(argv)
+
+
+def listen(host, port):
+    """A socket bound to (host, port) for the server, or config.InputError: a busy port is said
+    in one line before the model loads, and before any line says the server is serving."""
+    import errno
+    import socket
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise config.InputError(f'--host {host}: {error.strerror}') from None
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise config.InputError(f'{host}:{port}: port {port} is in use; stop the other server or choose '
+                                    'another --port') from None
+        raise config.InputError(f'{host}:{port}: cannot listen there ({error.strerror})') from None
+    return listener
+
+
+class AccessLog:
+    """ASGI middleware: one line per request on stdout, `POST /predict 200 12.3 ms`, written once
+    the answer is sent (a request whose handler failed counts as the 500 the client got)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http':
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message):
+            nonlocal status
+            if message['type'] == 'http.response.start':
+                status = message['status']
+            await send(message)
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            # The path as the client sent it (still %-encoded: no line break can get in), cut short.
+            where = (scope.get('raw_path') or scope['path'].encode()).decode('latin-1')[:200]
+            print(f'{scope["method"]} {where} {status} {1000 * (time.perf_counter() - started):.1f} ms', flush=True)
 
 
 class Overloaded(Exception):
@@ -168,12 +230,25 @@ class Batcher:
                 'recent_latency': dict(latency, window=len(recent))}
 
 
+def validation_reason(error, shown=3):
+    """pydantic's ValidationError as one short line: where (`text`, `texts[3]`) and why, the first
+    `shown` problems and their count, never the input nor pydantic's internals."""
+    problems = []
+    for item in error.errors(include_url=False, include_context=False, include_input=False):
+        if item['type'] == 'extra_forbidden':  # the unknown key is the client's text: not repeated
+            problems.append('body: Extra inputs are not permitted (the keys are "text" or "texts")')
+            continue
+        where = ''.join(f'[{part}]' if isinstance(part, int) else f'.{part}' for part in item['loc'])
+        problems.append(f'{where.lstrip(".") or "body"}: {item["msg"].removeprefix("Value error, ")}')
+    more = len(problems) - shown
+    return '; '.join(problems[:shown]) + (f'; and {more} more' if more > 0 else '')
+
+
 def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_000, max_texts=256,
-               max_text_chars=10_000, max_queue=256, timeout_s=10.0):
+               max_text_chars=10_000, max_queue=256, timeout_s=10.0, access_log=True):
     """The FastAPI application around a loaded predict.Classifier."""
     import pydantic
     from fastapi import FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     Text = Annotated[str, pydantic.Field(max_length=max_text_chars)]
@@ -198,7 +273,11 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
         task.cancel()
         batcher.executor.shutdown(wait=False)
 
-    app = FastAPI(title='RoFormer-v2 multi-label classifier', lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, so offline they
+    # are blank. The schema stays at /openapi.json, plain JSON.
+    app = FastAPI(title='RoFormer-v2 multi-label classifier', lifespan=lifespan, docs_url=None, redoc_url=None)
+    if access_log:
+        app.add_middleware(AccessLog)
 
     def result(labels, row):
         return {'labels': labels, 'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}}
@@ -217,15 +296,16 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
     @app.get('/health')
     async def health():
         return {'status': 'ok', 'labels': len(classifier.labels), 'threshold': classifier.threshold_json(),
-                'precision': classifier.precision, **batcher.health()}
+                'top1_fallback': classifier.top1_fallback, 'precision': classifier.precision, **batcher.health()}
 
     schema = {'requestBody': {'content': {'application/json': {'schema': PredictRequest.model_json_schema()}}}}
 
-    @app.post('/predict', openapi_extra=schema)  # the schema for /docs, as the body is parsed by hand
+    @app.post('/predict', openapi_extra=schema)  # the schema for /openapi.json, as the body is parsed by hand
     async def predict(request: Request):
         # The body is read here rather than by FastAPI so that its size is capped while it
         # arrives (also without a Content-Length) and bad JSON is a 400, not a 422.
-        if int(request.headers.get('content-length') or 0) > max_body_bytes:
+        declared = request.headers.get('content-length', '')
+        if declared.isdigit() and int(declared) > max_body_bytes:
             raise HTTPException(413, f'request body over {max_body_bytes} bytes')
         body = bytearray()
         async for chunk in request.stream():
@@ -234,13 +314,21 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
                 raise HTTPException(413, f'request body over {max_body_bytes} bytes')
         try:
             payload = json.loads(body)
-        except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
-            raise HTTPException(400, f'the body is not valid JSON: {error}') from None
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, bytes that are not UTF-8, [[[[...
+            reason = 'nested too deep' if isinstance(error, RecursionError) else error
+            raise HTTPException(400, f'the body is not valid JSON: {reason}') from None
+        if not isinstance(payload, dict):
+            raise HTTPException(422, 'body: must be a JSON object, {"text": "..."} or {"texts": ["...", ...]}')
         try:
             parsed = PredictRequest.model_validate(payload)
         except pydantic.ValidationError as error:
-            raise RequestValidationError(error.errors(include_url=False)) from None
+            raise HTTPException(422, validation_reason(error)) from None
         texts = [parsed.text] if parsed.texts is None else parsed.texts
+        # An empty text has no words to classify: its labels would be the model's prior guess.
+        empty = [i for i, text in enumerate(texts) if not text.strip()]
+        if empty:
+            where = 'text' if parsed.texts is None else f'texts[{empty[0]}]'
+            raise HTTPException(422, f'{where}: empty (or only white space): there is nothing to classify')
         label_lists, scores = await batcher.predict(texts)
         if parsed.texts is None:
             return result(label_lists[0], scores[0])
@@ -252,18 +340,22 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 def main(argv=None):
     args = parse_args(argv)
     import predict
+    predict.load_meta(args.weights)  # a missing model is said before the port is taken
+    listener = listen(args.host, args.port)
     import uvicorn
-    classifier = predict.Classifier(args.weights, precision=args.inference_precision, long_text=args.long_text,
-                                    stride=args.stride)
+    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+                                    long_text=args.long_text, stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,
-                     args.max_text_chars, args.max_queue, args.timeout_s)
+                     args.max_text_chars, args.max_queue, args.timeout_s, access_log=not args.quiet)
     print(f'serving {args.weights} ({len(classifier.labels)} labels, {classifier.precision}) on '
           f'http://{args.host}:{args.port}', flush=True)
     # On SIGTERM uvicorn stops listening and lets the requests in flight finish (each ends
-    # within --timeout-s) before the lifespan's shutdown stops the batcher.
-    uvicorn.run(app, host=args.host, port=args.port, log_level='warning',
-                timeout_graceful_shutdown=args.timeout_s + 5)
+    # within --timeout-s) before the lifespan's shutdown stops the batcher. Its own access log
+    # is off: AccessLog writes one line per request, with the time it took.
+    server = uvicorn.Server(uvicorn.Config(app, log_level='warning', access_log=False,
+                                           timeout_graceful_shutdown=args.timeout_s + 5))
+    server.run(sockets=[listener])
 
 
 if __name__ == '__main__':

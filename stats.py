@@ -9,7 +9,6 @@ Label frequencies, labels per line, text length percentiles in characters and in
 truncates them) and duplicates: lines repeating an earlier line, and texts that appear
 with different label sets (contradictory training signal).
 """
-import argparse
 import collections
 import json
 import os
@@ -23,7 +22,7 @@ PERCENTILES = (50, 90, 95, 99, 100)
 SHOWN_DUPLICATES = 5  # groups printed of each kind; --json has them all
 
 
-def data_stats(samples, tokenizer, maxlen, progress=True):
+def data_stats(samples, tokenizer, maxlen, progress=False):
     """The report of `samples` (line i+1 is samples[i]) as a dict of plain numbers and lists."""
     from tqdm import tqdm
     label_counts = collections.Counter(label for s in samples for label in s.labels)
@@ -93,7 +92,7 @@ def format_stats(stats, name):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
+    parser = config.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
     parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
     vocab = os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME)
     parser.add_argument('--vocab', default=vocab, help='vocabulary for the token lengths (default: %(default)s)')
@@ -105,9 +104,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
+    import run
     if not os.path.isfile(args.vocab):
         raise config.InputError(f'{args.vocab}: no such vocabulary file')
-    stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen)
+    stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen,
+                       progress=run.interactive())
     print(json.dumps(stats, ensure_ascii=False, indent=1) if args.json else format_stats(stats, args.file))
     return stats
 

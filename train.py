@@ -19,7 +19,6 @@ labels (the old ones keep their rows and order; a new row starts at its label's 
 the folder written is an ordinary model folder. Mix some of the old training lines into the
 new file (a replay share), or the labels absent from it fade.
 """
-import argparse
 import os
 import shutil
 
@@ -28,7 +27,7 @@ import path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
+    parser = config.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
     parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
     parser.add_argument('--train', help='training file (default: data/multi-classification-train.txt '
                                         'if present, else the bundled data/sample-train.txt)')
@@ -39,10 +38,10 @@ def parse_args(argv=None):
                         help='continue this trained model folder (its architecture, vocabulary, encoder and head) '
                              'instead of --pretrained; labels of the training file it lacks are added')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
-    parser.add_argument('--max-samples', type=int, help='use only the first N training lines (quick runs)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue an interrupted run from its last completed epoch (same command otherwise)')
-    parser.add_argument('--time-budget', type=float, metavar='MINUTES',
+    parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
+                        help='use only the first N training lines (quick runs)')
+    config.add_output_flags(parser, 'model')
+    parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop training after this many minutes: the epoch under way ends early, is '
                              'validated, and the best weights are kept (default: no limit)')
     parser.add_argument('--tensorboard', nargs='?', const='', metavar='DIR',
@@ -100,6 +99,7 @@ def main(argv=None):
     import scale
     from compat import tf
 
+    run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
     scale.set_precision(cfg.precision)
     # Every worker saves (saving may need collective ops), but only the chief into --weights.
@@ -120,6 +120,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     import model as model_lib
     import predict
     import run as run_lib
+    import scale
     from compat import keras
     from sklearn.metrics import accuracy_score
 
@@ -165,8 +166,8 @@ def fine_tune(args, cfg, strategy, out_dir):
     elif os.path.exists(pos_weights_path):
         os.remove(pos_weights_path)  # an earlier run's, not this model's
 
-    print(f'strategy: {type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); '
-          f'precision: {cfg.precision}')
+    print(scale.describe_strategy(strategy))
+    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head)

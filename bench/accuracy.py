@@ -122,7 +122,8 @@ def run_pretraining(args):
     """pretrain.py on all training texts (never the test file) -> (checkpoint folder, facts for the row)."""
     import pretrain
     out = args.weights + '-pretrained'
-    flags = ['--train', args.corpus_train, '--out', out] + shlex.split(args.pretrain)
+    # --overwrite (here and for train.py): a rerun under the same --name replaces its own folder.
+    flags = ['--train', args.corpus_train, '--out', out, '--overwrite'] + shlex.split(args.pretrain)
     start, cpu = time.perf_counter(), cpu_seconds()
     best = pretrain.main(flags)
     state = path.read_json(os.path.join(out, path.RESUME_DIR, path.RESUME_STATE_NAME))
@@ -148,8 +149,9 @@ def run_ours(args, test_samples, labels, pretraining=None):
     import loader
     import model as model_lib
     import predict
+    import run
     import train
-    flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights,
+    flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
     start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
@@ -161,7 +163,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
 
     classifier = predict.Classifier(args.weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
-    scores = classifier.scores([s.text for s in test_samples], progress=True)
+    scores = classifier.scores([s.text for s in test_samples], progress=run.interactive())
     single = classifier.meta['threshold']
     rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
              'per-label thresholds + top-1 fallback': (classifier.threshold, True)}

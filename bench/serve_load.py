@@ -50,17 +50,24 @@ def free_port():
 
 
 @contextlib.contextmanager
-def server_process(weights, *flags, timeout=180):
-    """serve.py in a subprocess on a free loopback port; yields (base URL, process) once /health answers."""
+def server_process(weights, *flags, timeout=180, output=None):
+    """serve.py in a subprocess on a free loopback port; yields (base URL, process) once /health answers.
+
+    Its stdout and stderr (the access log among them) go to `output`, a file open for writing and
+    reading (default: a temporary file), never to a pipe: a server writing a line per request
+    would fill a pipe nobody reads and block on it.
+    """
     port = free_port()
     command = [sys.executable, os.path.join(ROOT, 'serve.py'), '--weights', weights, '--port', str(port), *flags]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = output or tempfile.TemporaryFile('w+')
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f'http://127.0.0.1:{port}'
     try:
         deadline = time.monotonic() + timeout
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f'serve.py exited with {server.returncode}: {server.stdout.read()[-3000:]}')
+                log.seek(0)
+                raise RuntimeError(f'serve.py exited with {server.returncode}: {log.read()[-3000:]}')
             try:
                 urllib.request.urlopen(url + '/health', timeout=5).read()
                 break
@@ -76,12 +83,14 @@ def server_process(weights, *flags, timeout=180):
         except subprocess.TimeoutExpired:  # not listening to SIGTERM yet (still loading): don't hide the error
             server.kill()
             server.wait()
+        if not output:
+            log.close()
 
 
 @contextlib.contextmanager
-def running_server(weights, *flags, timeout=180):
+def running_server(weights, *flags, timeout=180, output=None):
     """serve.py in a subprocess; yields its base URL once /health answers."""
-    with server_process(weights, *flags, timeout=timeout) as (url, _):
+    with server_process(weights, *flags, timeout=timeout, output=output) as (url, _):
         yield url
 
 

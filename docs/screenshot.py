@@ -1,14 +1,13 @@
 """A picture of serve.py's page (docs/page.png in the README), taken in headless Chromium.
 
-    python docs/screenshot.py --weights weights                    # the model of `make demo`
-    python docs/screenshot.py --weights W --example 1 --out docs/page.png
+    python docs/screenshot.py --weights weights/demo               # the model of `make demo`, to a temporary file
+    python docs/screenshot.py --weights W --example 1 --out docs/page.png   # the README's picture
 
 Starts serve.py on a free loopback port, opens the page, clicks one of its example sentences
 and saves the page once the scores are shown. Needs Debian's `chromium` and `chromium-driver`
 (`make setup` installs them as root) and selenium. tests/test_page.py opens the browser the
 same way.
 """
-import argparse
 import os
 import shutil
 import sys
@@ -17,6 +16,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'bench')]
 
+import config  # noqa: E402
 import path  # noqa: E402
 
 # Headless Chromium as root in a container, offline: no sandbox (root), no GPU, /tmp instead of a
@@ -60,15 +60,24 @@ def wait_for_result(driver, timeout=60):
     return error.text if error.is_displayed() else ''
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="Screenshot of serve.py's page with an example predicted.")
+def parse_args(argv=None):
+    parser = config.ArgumentParser(description="Screenshot of serve.py's page with an example predicted.")
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
     parser.add_argument('--example', type=int, default=0, help="which of the page's examples to click (default: 0)")
-    parser.add_argument('--out', default=os.path.join(ROOT, 'docs', 'page.png'), help='(default: %(default)s)')
-    args = parser.parse_args(argv)
+    # The tracked docs/page.png changes only when asked for by name.
+    parser.add_argument('--out', help="PNG file to write; docs/page.png is the README's picture "
+                                      '(default: a new temporary file, named when written)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     missing = browser_missing()
     if missing:
         sys.exit(f'error: {missing}')
+    if not args.out:
+        handle, args.out = tempfile.mkstemp(prefix='page-', suffix='.png')
+        os.close(handle)
     import serve_load
     from selenium.webdriver.common.by import By
     with serve_load.running_server(args.weights) as url, tempfile.TemporaryDirectory() as profile:
@@ -91,4 +100,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    config.run_main(main)

@@ -1,6 +1,7 @@
 """export.py writes a SavedModel that, loaded with tf.saved_model.load in a fresh process,
 gives the scores of predict.py: from token ids, and from raw text (the `text` signature,
-tokenized in the graph), texts over maxlen cut or read in windows (--long-text chunk)."""
+tokenized in the graph), texts over maxlen cut or read in windows (--long-text chunk); and the
+labels `python predict.py` prints, decided in the graph by the same rule and flags."""
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import loader
 import path
 import predict
-from conftest import ROOT
+from conftest import ROOT, SHARED_DATA
 
 CLIENT = textwrap.dedent('''
     import json, os, sys
@@ -66,15 +67,18 @@ TEXT_CLIENT = textwrap.dedent('''
     import json, sys
     import tensorflow as tf
     texts = json.load(sys.stdin)
-    serve = tf.saved_model.load({folder!r}).signatures['text']
-    out = serve(texts=tf.constant(texts))
+    loaded = tf.saved_model.load({folder!r})
+    out = loaded.signatures['text'](texts=tf.constant(texts))
+    names = loaded.signatures['label_names']()['label_names']
     print(json.dumps({{'scores': out['probabilities'].numpy().tolist(),
-                      'labels': [[l.decode() for l in row] for row in out['labels'].numpy()]}}))
+                      'predictions': out['predictions'].numpy().tolist(),
+                      'labels': [labels.decode() for labels in out['labels'].numpy()],
+                      'label_names': [name.decode() for name in names.numpy()]}}, ensure_ascii=False))
 ''')  # plain TensorFlow: no project code, no bert4keras, as a TF Serving client would be
 
 
 def read_text(folder, texts):
-    """The `text` signature's answer for `texts`, in a fresh process."""
+    """The `text` and `label_names` signatures' answers for `texts`, in a fresh process."""
     client = subprocess.run([sys.executable, '-c', TEXT_CLIENT.format(folder=folder)], input=json.dumps(texts),
                             capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
     assert client.returncode == 0, client.stderr[-3000:]
@@ -87,12 +91,69 @@ HARD_TEXTS = ['青岛地铁施工段坍塌致3人遇难', 'MiXeD CaSe English 12
 
 def test_text_signature_scores_raw_text_as_predict_does(trained, exported):
     weights, _ = trained
-    assert "'text': texts -> probabilities, labels" in exported[1]
+    assert "'text': texts -> probabilities, predictions, labels" in exported[1]
     texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)[:20]] + HARD_TEXTS
     answer = read_text(exported[0], texts)
     classifier = predict.Classifier(weights)
-    assert answer['labels'] == [classifier.labels] * len(texts)
+    assert answer['label_names'] == classifier.labels  # once, not once per row
     np.testing.assert_allclose(answer['scores'], classifier.scores(texts), rtol=1e-4, atol=1e-5)
+
+
+def predict_py(weights, texts, tmp_path, *flags):
+    """The lines `python predict.py --file` prints for `texts`: the label names joined by '|'."""
+    texts_file = tmp_path / 'texts.txt'
+    texts_file.write_text(''.join(text + '\n' for text in texts), encoding='utf-8')
+    result = subprocess.run([sys.executable, 'predict.py', '--weights', weights, '--file', str(texts_file),
+                             '--precision', 'float32', *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.split('\n')[:-1]
+
+
+def assert_decides_as_predict_py(folder, weights, texts, tmp_path, *flags):
+    answer = read_text(folder, texts)
+    lines = predict_py(weights, texts, tmp_path, *flags)
+    assert answer['labels'] == lines
+    assert ['|'.join(np.array(answer['label_names'])[np.flatnonzero(row)]) for row in answer['predictions']] == lines
+
+
+def test_text_signature_decides_the_labels_as_predict_py_does(trained, exported, tmp_path):
+    # The trained model has per-label thresholds (thresholds.json) and the top-1 fallback.
+    weights, _ = trained
+    texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)] + HARD_TEXTS
+    assert isinstance(predict.Classifier(weights).threshold_json(), dict)
+    assert_decides_as_predict_py(exported[0], weights, texts, tmp_path)
+
+
+def test_the_threshold_and_fallback_flags_reach_the_export(trained, tmp_path):
+    weights, _ = trained
+    folder = str(tmp_path / 'decided')
+    flags = ['--threshold', '0.3', '--no-top1-fallback']
+    result = subprocess.run([sys.executable, 'export.py', '--weights', weights, '--out', folder, '--precision',
+                             'float32', *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'threshold 0.3, top-1 fallback off' in result.stdout
+    meta = path.read_json(os.path.join(folder, path.META_NAME))
+    assert (meta['threshold'], meta['top1_fallback']) == (0.3, False)
+    assert not os.path.exists(os.path.join(folder, path.THRESHOLDS_NAME))  # one threshold for every label
+    texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)] + HARD_TEXTS
+    assert_decides_as_predict_py(folder, weights, texts, tmp_path, *flags)
+
+
+REAL_WEIGHTS = os.path.join(ROOT, 'weights')
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason='the real corpus (../shared/data) is not here')
+def test_on_every_real_test_text_the_export_decides_as_predict_py(tmp_path):
+    try:
+        predict.load_meta(REAL_WEIGHTS)
+    except ValueError:
+        pytest.skip(f'no model trained on the real corpus in {REAL_WEIGHTS}')
+    folder = str(tmp_path / 'real')
+    result = subprocess.run([sys.executable, 'export.py', '--weights', REAL_WEIGHTS, '--out', folder, '--precision',
+                             'float32'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    texts = [s.text for s in loader.read_samples(os.path.join(SHARED_DATA, 'multi-classification-test.txt'))]
+    assert_decides_as_predict_py(folder, REAL_WEIGHTS, texts, tmp_path)
 
 
 def test_text_signature_chunks_long_texts_and_max_pools_windows(trained, tmp_path):

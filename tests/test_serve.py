@@ -1,10 +1,15 @@
 """serve.py, the real server on a loopback port: answers, errors, batching, a bounded load
 test (bench/serve_load.py's code) whose every answer must equal predict.Classifier's, overload
-shed with 503 + Retry-After, per-request timeouts, and SIGTERM answering what is in flight."""
+shed with 503 + Retry-After, per-request timeouts, and SIGTERM answering what is in flight;
+hostile bodies answered with a short 4xx that echoes nothing, a busy port said in one line,
+the decision flags, no API page that loads from elsewhere, and one access-log line a request."""
 import asyncio
 import json
 import os
+import re
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -13,6 +18,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import loader
 import path
@@ -23,21 +29,33 @@ import serve_load  # noqa: E402
 
 
 @pytest.fixture(scope='module')
-def server(trained):
+def quiet_log(tmp_path_factory):
+    return tmp_path_factory.mktemp('serve') / 'quiet.log'
+
+
+@pytest.fixture(scope='module')
+def server(trained, quiet_log):
     weights, _ = trained
-    with serve_load.running_server(weights, '--max-body-bytes', '20000', '--max-texts', '4',
-                                   '--max-text-chars', '1000', '--precision', 'float32') as url:
+    with open(quiet_log, 'w+') as output, serve_load.running_server(
+            weights, '--max-body-bytes', '20000', '--max-texts', '4', '--max-text-chars', '1000',
+            '--precision', 'float32', '--quiet', output=output) as url:
         yield url
+
+
+def raw_call(url, body, method='POST'):
+    """(status, answer bytes); `body` is bytes, sent as is."""
+    request = urllib.request.Request(url, data=body, method=method, headers={'Content-Type': 'application/json'})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def call(url, body, method='POST'):
     """(status, JSON answer); `body` is bytes, sent as is."""
-    request = urllib.request.Request(url, data=body, method=method, headers={'Content-Type': 'application/json'})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    status, answer = raw_call(url, body, method)
+    return status, json.loads(answer)
 
 
 def test_health(server, trained):
@@ -53,7 +71,7 @@ def test_health(server, trained):
 def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, trained):
     import predict
     classifier = predict.Classifier(trained[0])
-    texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车', '']
+    texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车', 'Apple 😀']
     _, label_lists, scores = classifier.predict_batch(texts)
     status, one = call(server + '/predict', json.dumps({'text': texts[0]}).encode())
     assert status == 200 and one['labels'] == label_lists[0]
@@ -77,6 +95,102 @@ def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, traine
 def test_bad_requests_get_a_clear_4xx(server, body, status, message):
     got, answer = call(server + '/predict', body)
     assert got == status and message in str(answer)
+
+
+ECHO = 'ZZ-ECHO-ZZ'  # in every hostile body: an answer must not hand it back
+HOSTILE = [
+    (b'[1, 2]', 422, 'a JSON object'), (b'"text"', 422, 'a JSON object'), (b'null', 422, 'a JSON object'),
+    (b'3', 422, 'a JSON object'), (b'', 400, 'not valid JSON'), (b'[' * 5000, 400, 'not valid JSON'),
+    (b'{"text": NaN}', 422, 'text: Input should be a valid string'),
+    (json.dumps({'text': {'nested': [1, {'a': ECHO}]}}).encode(), 422, 'text: Input should be a valid string'),
+    (json.dumps({'texts': ['a', 3]}).encode(), 422, 'texts[1]: Input should be a valid string'),
+    (json.dumps({'texts': ECHO}).encode(), 422, 'texts: Input should be a valid list'),
+    (json.dumps({'texts': [[ECHO]]}).encode(), 422, 'texts[0]: Input should be a valid string'),
+    (json.dumps({'text': ECHO * 101}).encode(), 422, 'text: String should have at most 1000 characters'),
+    (json.dumps({'texts': [ECHO] * 257}).encode(), 422, 'texts: List should have at most 4 items'),
+    (json.dumps({ECHO * 40: 1, 'text': 'a'}).encode(), 422, 'Extra inputs are not permitted'),
+    (json.dumps({'texts': [{'x': ECHO}] * 4}).encode(), 422, 'texts[2]: Input should be a valid string; and 1 more'),
+    (json.dumps({'text': ''}).encode(), 422, 'text: empty'),
+    (json.dumps({'text': ' \u3000\n'}).encode(), 422, 'text: empty'),
+    (json.dumps({'texts': ['地震', '  ']}).encode(), 422, 'texts[1]: empty'),
+    (b'{"text": "\xff\xfe' + ECHO.encode() + b'"}', 400, 'not valid JSON'),
+    (json.dumps({'text': '\ud800' + ECHO}).encode(), 422, 'text: Input should be a valid string'),  # lone surrogate
+]
+
+
+@pytest.mark.parametrize('body, status, message', HOSTILE, ids=[repr(b[:30]) for b, _, _ in HOSTILE])
+def test_hostile_bodies_get_a_short_4xx_that_names_the_field_and_echoes_nothing(server, body, status, message):
+    got, answer = raw_call(server + '/predict', body)
+    assert got == status, answer[:500]
+    assert len(answer) <= 400, answer[:500]
+    parsed = json.loads(answer)
+    assert list(parsed) == ['detail'] and isinstance(parsed['detail'], str), parsed
+    assert message in parsed['detail'] and ECHO not in parsed['detail']
+    for internal in ('"loc"', '"ctx"', '"input"', 'PredictRequest'):
+        assert internal not in answer.decode(), answer
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+                           lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
+                                                                                                children, max_size=4),
+                           max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(JSON_VALUES, st.fixed_dictionaries({'text': JSON_VALUES}), st.fixed_dictionaries({'texts': JSON_VALUES}),
+                 st.fixed_dictionaries({'texts': st.lists(st.text(max_size=30), max_size=6)}),
+                 st.fixed_dictionaries({'text': st.text(max_size=50)})))
+def test_no_body_a_client_sends_is_answered_500(server, payload):
+    status, answer = raw_call(server + '/predict', json.dumps(payload).encode())
+    assert status == 200 or (400 <= status < 500 and len(answer) <= 400), (status, answer[:300])
+
+
+def test_odd_but_valid_texts_are_scored(server):
+    for text in ['a\u0000b', '\U0010ffff', '\u202e右到左', '\ufeff 地震']:
+        status, answer = call(server + '/predict', json.dumps({'text': text}).encode())
+        assert status == 200 and answer['labels'], (text, answer)
+
+
+def test_no_api_page_loads_anything_from_elsewhere_and_the_schema_stays(server):
+    for page in ('/docs', '/redoc'):  # FastAPI's pages load Swagger UI and ReDoc from a CDN: not served
+        assert raw_call(server + page, None, 'GET')[0] == 404
+    status, schema = call(server + '/openapi.json', None, 'GET')
+    assert status == 200 and '/predict' in schema['paths']
+
+
+def test_a_busy_port_is_one_line_before_any_serving_line(trained):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, 'serve.py', '--weights', trained[0], '--port', str(port)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and 'serving' not in result.stdout, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f'error: 127.0.0.1:{port}: port {port} is in use; stop the other server or choose another --port']
+
+
+def test_the_decision_flags_reach_the_server_and_each_request_is_one_access_log_line(trained, tmp_path, quiet_log,
+                                                                                   server):
+    import predict
+    log = tmp_path / 'serve.log'
+    texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车', '中国队3比1击败日本队']
+    with open(log, 'w+') as output, serve_load.server_process(trained[0], '--threshold', '0.3', '--no-top1-fallback',
+                                                             '--precision', 'float32', output=output) as (url, _):
+        status, health = call(url + '/health', None, 'GET')
+        assert health['threshold'] == 0.3 and health['top1_fallback'] is False
+        status, answer = call(url + '/predict', json.dumps({'texts': texts}).encode())
+        assert status == 200
+        _, label_lists, _ = predict.Classifier(trained[0], 0.3, False).predict_batch(texts)
+        assert [r['labels'] for r in answer['results']] == label_lists
+        assert call(url + '/predict', b'{"text": ""}')[0] == 422
+    lines = [line for line in log.read_text().splitlines() if not line.startswith('serving ')]
+    requests = [line for line in lines if re.fullmatch(r'(GET|POST) /\S* \d{3} \d+\.\d ms', line)]
+    assert [line.rsplit(' ', 2)[0] for line in requests[-3:]] == [
+        'GET /health 200', 'POST /predict 200', 'POST /predict 422'], lines
+    assert lines == requests, 'a line that is not an access-log line'
+    # --quiet: the server of the other tests answered many requests and logged none.
+    assert [line for line in quiet_log.read_text().splitlines() if not line.startswith('serving ')] == []
 
 
 def test_load_every_answer_right_and_concurrent_requests_batched(trained, tmp_path):

@@ -1,4 +1,5 @@
-"""compat.py fix 6: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them."""
+"""compat.py fix 6: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them,
+and a program that imports the library keeps its own stderr."""
 import os
 import re
 import subprocess
@@ -55,3 +56,30 @@ def test_the_lines_are_still_there_when_the_log_level_asks_for_them():
 ])
 def test_which_lines_pass(line, level, shown):
     assert compat._shown(line, level) == shown
+
+
+HOST_PROGRAM = '''
+import os, sys, threading
+sys.path.insert(0, sys.argv[1])
+given = os.fstat(2)
+from predict import predict  # noqa: F401
+import compat  # noqa: F401  (imports TensorFlow through the filter)
+now = os.fstat(2)
+os.write(2, b'os.write after the import\\n')
+print('sys.stderr after the import', file=sys.stderr, flush=True)
+filtering = [thread.name for thread in threading.enumerate() if thread.name == 'stderr-filter']
+print(given.st_dev == now.st_dev and given.st_ino == now.st_ino and not filtering, os.readlink('/proc/self/fd/2'))
+'''
+
+
+def test_a_program_importing_predict_keeps_its_own_stderr(tmp_path):
+    # The filter holds file descriptor 2 only while TensorFlow is imported: afterwards the host's
+    # writes, raw or through sys.stderr, go straight to the file it was given, not through a pipe.
+    log = tmp_path / 'host-stderr.txt'
+    with open(log, 'w') as stderr:
+        result = subprocess.run([sys.executable, '-c', HOST_PROGRAM, ROOT], cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=stderr, text=True, timeout=300)
+    assert result.returncode == 0, log.read_text()
+    same, target = result.stdout.split()
+    assert same == 'True' and os.path.samefile(target, log), result.stdout
+    assert log.read_text() == 'os.write after the import\nsys.stderr after the import\n'
