@@ -103,3 +103,36 @@ def test_bad_flags_are_refused_before_any_work(tmp_path):
     result = run_suggest('--texts', 'x.txt', '-n', '0', '--out', str(tmp_path / 'out.txt'))
     assert result.returncode == 2 and '-n must be 1 or more' in result.stderr
     assert run_suggest('--help').returncode == 0
+
+
+def test_the_suggest_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_path):
+    import json
+    import os
+    import shutil
+    data = tmp_path / 'data'
+    data.mkdir()  # the bundled sample under the real corpus' file names
+    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
+    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    out, weights = tmp_path / 'suggest.json', tmp_path / 'weights'
+    result = subprocess.run([sys.executable, os.path.join('bench', 'suggest.py'), '--data', str(data),
+                             '--pretrained', tiny_pretrained, '--budget', '0.05', '--max-test', '30',
+                             '--weights', str(weights), '--out', str(out),
+                             '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(out.read_text())
+    assert written['train_lines'] == 365 and written['lines_per_step'] == 36 and written['test_samples'] == 30
+    assert written['command'].startswith('python bench/suggest.py') and written['git_commit']
+    arms = written['arms']
+    assert set(arms) == {'suggest', 'random'} and arms['suggest'][0] == arms['random'][0]  # one start model
+    for points in arms.values():
+        assert [p['labelled_lines'] for p in points] == [36, 72, 108]
+        assert all(0 <= p['exact_match'] <= 1 and p['fine_tune_cpu_seconds'] > 0 for p in points)
+        assert all(p['epochs_completed'] == 1 for p in points)
+    assert all(p['rank_seconds'] > 0 for p in arms['suggest'][1:])
+    texts = {name: {s.text for s in loader.read_samples(str(weights / f'labelled-{name}.txt'))}
+             for name in ('start-10pct', 'suggest-20pct', 'suggest-30pct', 'random-20pct', 'random-30pct')}
+    assert texts['start-10pct'] < texts['suggest-20pct'] < texts['suggest-30pct']
+    assert texts['start-10pct'] < texts['random-20pct'] < texts['random-30pct']
+    assert texts['suggest-20pct'] != texts['random-20pct']
+    assert '29.6%' in result.stdout  # 108 of 365 lines
