@@ -117,6 +117,7 @@ def _gradient_function(model):
 
 def gradient_attributions(classifier, token_ids, labels, method, steps=STEPS):
     """[tokens without [CLS]/[SEP], labels] gradient x input or integrated gradients of the logits."""
+    import predict
     function = _gradient_function(classifier.model)
     if method == 'gradient_x_input':
         alphas = np.ones(1, dtype='float32')
@@ -125,7 +126,8 @@ def gradient_attributions(classifier, token_ids, labels, method, steps=STEPS):
     alpha = np.repeat(alphas[:, None], len(token_ids), axis=1)
     alpha[:, 0] = alpha[:, -1] = 1  # [CLS] and [SEP] stay
     ids = np.tile(np.asarray(token_ids, dtype='int32'), (len(alphas), 1))
-    columns = [function(ids, alpha, int(label))[1].numpy().mean(axis=0)[1:-1] for label in labels]
+    with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # traced under the model's own policy
+        columns = [function(ids, alpha, int(label))[1].numpy().mean(axis=0)[1:-1] for label in labels]
     return np.stack(columns, axis=1) if columns else np.zeros((len(token_ids) - 2, 0))
 
 

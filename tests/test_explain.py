@@ -89,6 +89,15 @@ def test_the_models_own_scores_are_untouched_by_the_gradient_methods(classifier)
     assert np.array_equal(classifier.scores([TEXT]), before)
 
 
+def test_the_gradient_methods_work_on_a_bfloat16_model(trained):
+    weights, _ = trained
+    classifier = predict.Classifier(weights, precision='bfloat16')
+    for method in ('gradient_x_input', 'integrated_gradients'):
+        [answer] = explain.explain(classifier, TEXT, [0], method)
+        assert len(answer['attributions']) == len(TEXT) and np.isfinite(answer['attributions']).all()
+        assert any(answer['attributions'])
+
+
 def test_an_unknown_method_is_refused(classifier):
     with pytest.raises(ValueError, match='unknown explanation method'):
         explain.explain(classifier, TEXT, [0], 'attention')
