@@ -122,17 +122,17 @@ def test_without_deletes_the_given_text_tokens():
     assert explain.without([2, 10, 11, 12, 3], [0, 2]) == [2, 11, 3]
 
 
-def test_the_explain_bench_writes_both_curves_per_method(trained, tmp_path):
+def test_the_faithfulness_bench_writes_both_curves_per_method(trained, tmp_path):
     weights, _ = trained
-    out = tmp_path / 'explain.json'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'explain.py'), '--weights', weights,
+    out = tmp_path / 'faithfulness.json'
+    result = subprocess.run([sys.executable, os.path.join('bench', 'faithfulness.py'), '--weights', weights,
                              '--test', path.SAMPLE_TEST, '--max-texts', '8', '--k', '2', '--steps', '4',
                              '--out', str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     assert written['texts'] == 8 and written['k'] == [1, 2]
     assert set(written['curves']) == {'random', *explain.METHODS}
-    assert written['command'].startswith('python bench/explain.py') and written['git_commit']
+    assert written['command'].startswith('python bench/faithfulness.py') and written['git_commit']
     assert written['test'] == os.path.relpath(path.SAMPLE_TEST, ROOT) and not os.path.isabs(written['weights'])
     for method in explain.METHODS:
         assert method in result.stdout

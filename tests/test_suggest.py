@@ -105,7 +105,7 @@ def test_bad_flags_are_refused_before_any_work(tmp_path):
     assert run_suggest('--help').returncode == 0
 
 
-def test_the_suggest_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_path):
+def test_the_active_learning_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_path):
     import json
     import os
     import shutil
@@ -113,8 +113,8 @@ def test_the_suggest_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_pa
     data.mkdir()  # the bundled sample under the real corpus' file names
     shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
     shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
-    out, weights = tmp_path / 'suggest.json', tmp_path / 'weights'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'suggest.py'), '--data', str(data),
+    out, weights = tmp_path / 'active_learning.json', tmp_path / 'weights'
+    result = subprocess.run([sys.executable, os.path.join('bench', 'active_learning.py'), '--data', str(data),
                              '--pretrained', tiny_pretrained, '--budget', '0.05', '--max-test', '30',
                              '--weights', str(weights), '--out', str(out),
                              '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16'],
@@ -122,7 +122,7 @@ def test_the_suggest_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     assert written['train_lines'] == 365 and written['lines_per_step'] == 36 and written['test_samples'] == 30
-    assert written['command'].startswith('python bench/suggest.py') and written['git_commit']
+    assert written['command'].startswith('python bench/active_learning.py') and written['git_commit']
     arms = written['arms']
     assert set(arms) == {'suggest', 'random'} and arms['suggest'][0] == arms['random'][0]  # one start model
     for points in arms.values():

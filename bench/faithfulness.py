@@ -2,13 +2,13 @@
 decided label's score when its text loses the top-k characters by each method, against k
 random characters (explain.faithfulness).
 
-    python bench/explain.py --weights /path/to/small-model                    # ../shared/data test file
-    python bench/explain.py --weights weights --test data/sample-test.txt --max-texts 20 --k 3 --out /tmp/e.json
+    python bench/faithfulness.py --weights /path/to/small-model                    # ../shared/data test file
+    python bench/faithfulness.py --weights weights --test data/sample-test.txt --max-texts 20 --k 3 --out /tmp/e.json
 
 A faithful method's curve lies above the random one; the higher, the better the method names
 what the model uses. Each method's attribution seconds are measured in this one process
 (the scoring of the removals is shared and not counted). Prints a table; results in
-bench/results/explain.json.
+bench/results/faithfulness.json.
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ import config  # noqa: E402
 import explain  # noqa: E402
 import path  # noqa: E402
 
-RESULTS = os.path.join(ROOT, 'bench', 'results', 'explain.json')
+RESULTS = os.path.join(ROOT, 'bench', 'results', 'faithfulness.json')
 SHARED_TEST = os.path.join(ROOT, '..', 'shared', 'data', os.path.basename(path.CORPUS_TEST))
 
 
@@ -59,7 +59,7 @@ def main(argv=None):
               'removal': 'deletion of the top-k tokens (random: k random tokens), scores by predict.predict_scores',
               'curves': found['curves'],
               'attribution_seconds_per_text': {m: round(s / max(len(texts), 1), 4) for m, s in found['seconds'].items()},
-              **benchlib.provenance('bench/explain.py', argv)}
+              **benchlib.provenance('bench/faithfulness.py', argv)}
     path.write_json(args.out, result)
 
     print(f'\nmean drop of the decided label\'s score, {found["pairs"]} (text, label) pairs')

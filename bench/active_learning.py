@@ -3,8 +3,10 @@ training lines labelled, 10% more of them chosen by suggest.rank against 10% cho
 random, twice (10% -> 20% -> 30%), each model fine-tuned anew from --pretrained under the
 same --budget, exact match on the test file at each point.
 
-    python bench/suggest.py --pretrained pretrained/self --budget 90 -- --maxlen 128 --group-by-length 50
-    python bench/suggest.py --data D --pretrained P --budget 0.05 --weights /tmp/w --out /tmp/s.json -- --epochs 1
+    python bench/active_learning.py --pretrained bench/weights/l4h256_pretrain_90min-pretrained --budget 9 \
+        -- --maxlen 128 --batch-size 32 --encoder-lr 1e-4 --head-lr 1e-3 --ema-momentum 0.99 --fgm-epsilon 0.5 \
+        --epochs 30 --patience 5 --precision mixed_bfloat16 --group-by-length 50
+    python bench/active_learning.py --data D --pretrained P --budget 0.05 --weights /tmp/w --out /tmp/s.json -- --epochs 1
 
 Everything after `--` goes to train.py unchanged, as with bench/accuracy.py, whose training
 and scoring this reuses (run_ours: the saved model's decision rule on the test file, every
@@ -14,7 +16,7 @@ start from that one model. The simulated annotator labels a chosen line with its
 the training file; the suggest arm ranks the still-unlabelled lines with its latest model
 (suggest.rank, --diversity), the random arm draws them with --seed. Each point records the
 fine-tuning's wall and CPU seconds and the epochs it completed; the suggest arm also its
-ranking seconds. Prints the curves; results in bench/results/suggest.json.
+ranking seconds. Prints the curves; results in bench/results/active_learning.json.
 """
 import argparse
 import os
@@ -31,7 +33,7 @@ import config  # noqa: E402
 import path  # noqa: E402
 import suggest  # noqa: E402
 
-RESULTS = os.path.join(ROOT, 'bench', 'results', 'suggest.json')
+RESULTS = os.path.join(ROOT, 'bench', 'results', 'active_learning.json')
 START_SEED = 42  # bench/accuracy.py's labelled share
 
 
@@ -49,7 +51,7 @@ def parse_args(argv=None):
                         help='suggest.rank diversity weight (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='the random arm\'s draws (default: %(default)s)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
-    parser.add_argument('--weights', default=os.path.join(ROOT, 'bench', 'weights', 'suggest'),
+    parser.add_argument('--weights', default=os.path.join(ROOT, 'bench', 'weights', 'active_learning'),
                         help='folder for the models and labelled files (default: %(default)s)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     parser.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- then flags for train.py')
@@ -117,7 +119,7 @@ def main(argv=None):
     result = {'train_lines': len(samples), 'test_samples': len(test_samples), 'lines_per_step': step,
               'rounds': args.rounds, 'diversity': args.diversity, 'seed': args.seed, 'budget_minutes': args.budget,
               'pretrained': os.path.relpath(args.pretrained, ROOT), 'train_flags': args.train_flags, 'arms': arms,
-              **benchlib.provenance('bench/suggest.py', argv),
+              **benchlib.provenance('bench/active_learning.py', argv),
               'load_average_before_and_after': [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     path.write_json(args.out, result)
 
