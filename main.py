@@ -6,6 +6,7 @@
     python main.py predict  [predict.py flags] "文本"
     python main.py stats    FILE [stats.py flags]
     python main.py audit    FILE [audit.py flags]
+    python main.py suggest  --texts FILE -n N --out FILE [suggest.py flags]
     python main.py plot     [plot.py flags]
     python main.py export   [export.py flags]
     python main.py serve    [serve.py flags]
@@ -25,6 +26,7 @@ COMMANDS = {
     'predict': 'labels of texts (predict.py)',
     'stats': 'data report of a labelled file (stats.py)',
     'audit': 'likely mislabelled lines, conflicting near-duplicates, too-rare labels (audit.py)',
+    'suggest': "unlabelled texts to label next, in the data format with the model's labels (suggest.py)",
     'plot': 'training curves, evaluation figures, model diagram as PNG (plot.py)',
     'export': 'TensorFlow SavedModel that decides the labels in the graph (export.py)',
     'serve': 'HTTP JSON server and a page to try the model (serve.py)',

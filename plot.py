@@ -10,6 +10,8 @@ Draws whatever its inputs exist for:
     f1_by_label.png     F1 of every label, sorted by support (report.json, from evaluate.py)
     threshold.png       micro precision, recall, F1 and exact match against the threshold (report.json)
     confused_pairs.png  the most frequent (true label missed, other label predicted) pairs (report.json)
+    reliability.png     fraction of true labels against the score, per score bin, and the bins' counts
+                        (report.json's calibration table, when there is one)
     model.png           keras.utils.plot_model of the classifier, only with --diagram
 
 Chinese labels need a font with their glyphs; `cjk_font` finds one among the installed fonts
@@ -186,6 +188,33 @@ def plot_confused_pairs(report, png_path):
     return save(fig, png_path)
 
 
+def plot_reliability(report, png_path):
+    """Reliability diagram of report.json's calibration table: per score bin, the fraction of
+    (text, label) pairs that are true labels against the bin's mean score (the diagonal is a
+    calibrated model), and beside it the pairs per bin on a log scale (most are near 0)."""
+    calibration = report['calibration']
+    rows = [row for row in calibration['reliability'] if row['count']]
+    fig = figure(11, 4.4)
+    diagram_axes, count_axes = fig.subplots(1, 2, gridspec_kw={'width_ratios': [3, 2]})
+    lows = [row['low'] for row in rows]
+    widths = [row['high'] - row['low'] for row in rows]
+    diagram_axes.bar(lows, [row['fraction_true'] for row in rows], width=widths, align='edge', alpha=0.35,
+                     edgecolor='tab:blue', label='fraction true, per bin')
+    diagram_axes.plot([row['mean_score'] for row in rows], [row['fraction_true'] for row in rows], marker='o',
+                      color='tab:blue', label='at the bin\'s mean score')
+    diagram_axes.plot([0, 1], [0, 1], linestyle='--', color='grey', label='calibrated')
+    diagram_axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='sigmoid score', ylabel='fraction of true labels',
+                     title=f'reliability: ECE {calibration["ece"]:.4f}, '
+                           f'{calibration["ece_above_floor"]:.4f} over scores >= {calibration["floor"]:g}')
+    diagram_axes.legend(loc='upper left')
+    count_axes.bar(lows, [row['count'] for row in rows], width=widths, align='edge', color='tab:grey')
+    count_axes.set(xlim=(0, 1), yscale='log', xlabel='sigmoid score',
+                   title=f'(text, label) pairs per bin ({calibration["pairs"]} in all)')
+    for axes in (diagram_axes, count_axes):
+        axes.grid(alpha=0.3)
+    return save(fig, png_path)
+
+
 def plot_diagram(weights_dir, png_path):
     """keras.utils.plot_model of the classifier of a weights folder (built from its config; no weights needed)."""
     if shutil.which('dot') is None:
@@ -230,6 +259,8 @@ def main(argv=None):
         written.append(plot_f1_by_label(report, os.path.join(args.out, 'f1_by_label.png')))
         written.append(plot_threshold(report, os.path.join(args.out, 'threshold.png')))
         written.append(plot_confused_pairs(report, os.path.join(args.out, 'confused_pairs.png')))
+        if 'calibration' in report:  # a report written before it had the table has no diagram
+            written.append(plot_reliability(report, os.path.join(args.out, 'reliability.png')))
     else:
         print(f'no {report_path} (evaluate.py writes it): no evaluation figures', file=sys.stderr)
     if args.diagram:

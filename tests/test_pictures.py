@@ -19,7 +19,7 @@ import plot
 import report as report_lib
 from conftest import ROOT
 
-FIGURES = ('training.png', 'f1_by_label.png', 'threshold.png', 'confused_pairs.png', 'model.png')
+FIGURES = ('training.png', 'f1_by_label.png', 'threshold.png', 'confused_pairs.png', 'reliability.png', 'model.png')
 
 
 @pytest.fixture(scope='module')
