@@ -27,7 +27,6 @@ nearly any text's uncertainty, so near-duplicates come last; 0 ranks by uncertai
 A text the rule gives no label (--no-top1-fallback) is written with its best-scoring label,
 so every line of the output parses as data.
 """
-import argparse
 import os
 
 import numpy as np
@@ -86,7 +85,7 @@ def write_lines(out, ranked):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Rank unlabelled texts for labelling and write the top N '
+    parser = config.ArgumentParser(description='Rank unlabelled texts for labelling and write the top N '
                                                  "in the data format, the model's labels pre-filled.")
     parser.add_argument('--texts', required=True, help='unlabelled texts, one per line')
     parser.add_argument('-n', type=int, required=True, help='how many texts to suggest')
