@@ -63,6 +63,16 @@ def apply(scores, temperature):
     return expit(scale_logits(logits_of(scores), temperature)).astype(np.asarray(scores).dtype)
 
 
+def apply_graph(scores, temperature):
+    """`apply` in TensorFlow ops, for the exported graph: the same clip, logit and division."""
+    import tensorflow as tf
+    if np.all(np.asarray(temperature) == 1):
+        return scores
+    clipped = tf.clip_by_value(tf.cast(scores, tf.float64), *SCORE_RANGE)
+    logits = (tf.math.log(clipped) - tf.math.log1p(-clipped)) / tf.constant(temperature, tf.float64)
+    return tf.cast(tf.sigmoid(logits), scores.dtype)
+
+
 def binary_cross_entropy(logits, targets):
     """Mean binary cross-entropy of sigmoid(logits) against 0/1 targets, stable for any logit."""
     targets = np.asarray(targets, dtype='float64')

@@ -81,6 +81,8 @@ class Config:
     pos_weight_cap: float = 10.0   # auto: the largest positive weight a rare label gets
     tune_thresholds: bool = False  # after training, fit one threshold per label on the validation split (opt-in:
                                    # on the real corpus it raised validation, not test, exact match; BENCHMARKS.md)
+    calibration: str = 'temperature'  # after training, fit on the validation split: temperature (one T),
+                                   # per_label (one T per label) or none; applied wherever scores leave the model
     group_by_length: int = 0       # training batches: sort each run of N batches' texts by length (0: off)
     seed: int = 42
     strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
@@ -100,9 +102,9 @@ class Config:
 
 PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout', 'objective', 'generator_size',
                     'rtd_weight')  # not train.py settings
-# How a trained model is used, not how it is trained (training always truncates): left out of
+# How a trained model is used (or finished after its last epoch), not how it is trained (training always truncates): left out of
 # train.py's resume fingerprint, so a run started before one of them existed still resumes.
-INFERENCE_ONLY = ('inference_precision', 'long_text', 'stride')
+INFERENCE_ONLY = ('inference_precision', 'long_text', 'stride', 'calibration')
 
 
 HELP = {
@@ -132,6 +134,8 @@ HELP = {
                   'frequent training label\'s count over this label\'s count, capped by --pos-weight-cap: rare labels '
                   'count more); or a JSON file {label: weight} (missing labels 1); saved as pos_weights.json',
     'pos_weight_cap': 'largest positive weight --pos-weight auto gives a label',
+    'calibration': 'after training, scale the logits so the scores mean what they say, fitted on the validation '
+                   'split: temperature (one T, decisions at 0.5 unchanged), per_label (one T per label) or none',
     'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
                        'beside the weights (evaluate/predict use them unless --threshold is given)',
     'group_by_length': 'training batches: sort each run of N batches worth of shuffled texts by length, cut it '
@@ -235,6 +239,7 @@ CHOICES = {
     'inference_precision': ('auto', 'float32', 'bfloat16', 'int8'),
     'head': ('cls', 'cnn'),
     'loss': ('bce', 'focal', 'zlpr'),
+    'calibration': ('temperature', 'per_label', 'none'),
     'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
     'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
     'long_text': ('truncate', 'chunk'),

@@ -51,6 +51,7 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
     predictions, _, scores = classifier.predict_batch([s.text for s in samples], batch_size,
                                                       progress=run.interactive())
     accuracy = accuracy_score(targets, predictions)
+    print(calibration_line(scores, targets, classifier.temperature))
     report = classification_report(targets, predictions, target_names=classifier.labels,
                                    digits=4, zero_division=0)
     if report_dir:
@@ -61,6 +62,18 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
         count = write_errors(errors_path, samples, classifier.labels, targets, predictions, scores)
         print('report: ' + ', '.join([*written, f'{errors_path} ({count} wrong texts)']))
     return accuracy, report
+
+
+def calibration_line(scores, targets, temperature):
+    """The expected calibration error of the scores the model answers with, and of its raw
+    scores (the temperature undone) when it has one."""
+    import calibration
+    import numpy as np
+    line = f'expected calibration error: {calibration.expected_calibration_error(scores, targets):.4f}'
+    if np.any(np.asarray(temperature) != 1):
+        raw = calibration.apply(scores, 1 / np.asarray(temperature, dtype='float64'))
+        line += f' (before the temperature: {calibration.expected_calibration_error(raw, targets):.4f})'
+    return line
 
 
 def write_errors(errors_path, samples, labels, targets, predictions, scores):

@@ -59,6 +59,7 @@ def encode(classifier, text):
 
 def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
     """Per text, [tokens without [CLS]/[SEP], its labels] score drops when each token is [MASK]."""
+    import calibration
     import predict
     mask = classifier.tokenizer.token_to_id('[MASK]')
     rows = []
@@ -66,7 +67,9 @@ def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
         rows.append(ids)
         for position in range(1, len(ids) - 1):
             rows.append(ids[:position] + [mask] + ids[position + 1:])
-    scores = predict.predict_scores(classifier.engine, rows, batch_size)
+    # in the scores the model answers with (the temperature applied), as explain() reports them
+    scores = calibration.apply(predict.predict_scores(classifier.engine, rows, batch_size),
+                               getattr(classifier, 'temperature', 1.0))
     weights, start = [], 0
     for ids, labels in zip(token_ids_list, labels_list):
         block = scores[start:start + len(ids) - 1]  # the text, then its tokens masked one by one
@@ -164,9 +167,11 @@ def decided_labels(classifier, scores):
 def explain(classifier, text, label_indices=None, method='occlusion', top_k=TOP_K, steps=STEPS):
     """For each label (default: the labels decided for `text`): {label, index, score,
     attributions (one per character of text), spans (the top_k, see the module's notes)}."""
+    import calibration
     import predict
     token_ids, characters = encode(classifier, text)
-    score = predict.predict_scores(classifier.engine, [token_ids])[0]
+    score = calibration.apply(predict.predict_scores(classifier.engine, [token_ids]),  # the answered scores
+                              getattr(classifier, 'temperature', 1.0))[0]
     labels = decided_labels(classifier, score[None])[0] if label_indices is None else list(label_indices)
     weights = token_attributions(classifier, [token_ids], [labels], method, steps)[0]
     answer = []

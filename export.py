@@ -97,6 +97,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     """Write the SavedModel of the trained model in `weights_dir` to `out_dir`, files beside it;
     threshold/top1_fallback: the decision of the text signature (None: the model's own)."""
     check_out(weights_dir, out_dir)
+    import calibration
     import graph_tokenizer
     import predict
     import run
@@ -117,7 +118,8 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name='token_ids'),
                                       tf.TensorSpec([None, None], tf.int32, name='segment_ids')])
         def serve(self, token_ids, segment_ids):
-            return {'probabilities': model([token_ids, segment_ids], training=False)}
+            return {'probabilities': calibration.apply_graph(model([token_ids, segment_ids], training=False),
+                                                             classifier.temperature)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='texts')])
         def serve_text(self, texts):
@@ -129,6 +131,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
             else:
                 token_ids = self.tokenizer.token_ids(texts)
                 probabilities = model([token_ids, tf.zeros_like(token_ids)], training=False)
+            probabilities = calibration.apply_graph(probabilities, classifier.temperature)
             predictions = predict.decide_graph(probabilities, classifier.threshold, classifier.top1_fallback)
             chosen = tf.ragged.boolean_mask(tf.broadcast_to(names, tf.shape(predictions)), predictions > 0)
             return {'probabilities': probabilities, 'predictions': predictions,

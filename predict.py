@@ -22,6 +22,7 @@ import weakref
 
 import numpy as np
 
+import calibration
 import config
 import path
 
@@ -237,6 +238,11 @@ class Classifier:
             threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
+        # Fitted at the end of training (calibration.py); a folder written before has none: T = 1.
+        try:
+            self.temperature = calibration.from_json(self.meta.get('temperature', 1.0), self.labels)
+        except ValueError as error:
+            raise config.InputError(f'{os.path.join(weights_dir, path.META_NAME)}: temperature: {error}')
         if long_text not in config.CHOICES['long_text']:
             raise config.InputError(f'long_text {long_text!r}: not one of {", ".join(config.CHOICES["long_text"])}')
         self.long_text, self.stride = long_text, stride  # texts over maxlen tokens: truncate, or chunk
@@ -262,6 +268,11 @@ class Classifier:
         return {label: float(t) for label, t in zip(self.labels, self.threshold)}
 
     def scores(self, texts, batch_size=64, progress=False):
+        """Texts -> calibrated scores [n, labels], the ones every decision and answer uses."""
+        return calibration.apply(self.raw_scores(texts, batch_size, progress), self.temperature)
+
+    def raw_scores(self, texts, batch_size=64, progress=False):
+        """The model's sigmoid scores before the temperature."""
         import loader
         if self.long_text == 'chunk':
             return self.window_scores(texts, batch_size, progress)
@@ -380,6 +391,9 @@ def parse_args(argv=None):
     parser.add_argument('texts', nargs='*', help='texts to classify')
     parser.add_argument('--file', help="file with one text per line, UTF-8 ('-' for standard input)")
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
+    parser.add_argument('--explain', action='store_true',
+                        help='for each predicted label, the characters that raised its score most (explain.py: '
+                             'occlusion); after a tab, or under "explanations" with --json')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
     config.add_inference_precision_flag(parser)
@@ -388,6 +402,13 @@ def parse_args(argv=None):
     if not args.texts and not args.file:
         parser.error('give texts as arguments or --file FILE (- for standard input)')
     return args
+
+
+def explained_spans(classifier, text):
+    """{label: its top spans, [{start, end, text, weight}] in string offsets} for the labels
+    decided for `text` (explain.py)."""
+    import explain
+    return {found['label']: found['spans'] for found in explain.explain(classifier, text)}
 
 
 def main(argv=None):
@@ -411,10 +432,14 @@ def main(argv=None):
         notes.read(texts)
         _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
         for text, labels, row in zip(texts, label_lists, scores):
+            spans = explained_spans(classifier, text) if args.explain else None
             if args.json:
                 print(json.dumps({'text': text, 'labels': labels,
-                                  'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)}},
-                                 ensure_ascii=False))
+                                  'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)},
+                                  **({'explanations': spans} if args.explain else {})}, ensure_ascii=False))
+            elif args.explain:
+                print('|'.join(labels) + '\t' + '; '.join(f'{label}: ' + ' '.join(s['text'] for s in found)
+                                                          for label, found in spans.items()))
             else:
                 print('|'.join(labels))
         sys.stdout.flush()

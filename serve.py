@@ -247,6 +247,7 @@ def validation_reason(error, shown=3):
 def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_000, max_texts=256,
                max_text_chars=10_000, max_queue=256, timeout_s=10.0, access_log=True):
     """The FastAPI application around a loaded predict.Classifier."""
+    import predict as predict_lib  # `predict` names the route below
     import pydantic
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
@@ -257,11 +258,14 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
         model_config = pydantic.ConfigDict(extra='forbid')
         text: Optional[Text] = None
         texts: Optional[Annotated[list[Text], pydantic.Field(min_length=1, max_length=max_texts)]] = None
+        explain: bool = False  # with "text": the characters that raised each predicted label (explain.py)
 
         @pydantic.model_validator(mode='after')
         def one_of_text_and_texts(self):
             if (self.text is None) == (self.texts is None):
                 raise ValueError('give either "text" (a string) or "texts" (a list of strings)')
+            if self.explain and self.text is None:
+                raise ValueError('"explain" is for one "text": each explanation costs a model call per character')
             return self
 
     batcher = Batcher(classifier, max_batch, max_wait_ms / 1000, max_queue, timeout_s)
@@ -331,7 +335,11 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
             raise HTTPException(422, f'{where}: empty (or only white space): there is nothing to classify')
         label_lists, scores = await batcher.predict(texts)
         if parsed.texts is None:
-            return result(label_lists[0], scores[0])
+            answer = result(label_lists[0], scores[0])
+            if parsed.explain:  # on the model's worker thread, like every other model call
+                answer['explanations'] = await asyncio.get_running_loop().run_in_executor(
+                    batcher.executor, predict_lib.explained_spans, classifier, parsed.text)
+            return answer
         return {'results': [result(labels, row) for labels, row in zip(label_lists, scores)]}
 
     return app

@@ -49,8 +49,8 @@ def parse_args(argv=None):
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
-                     'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'tune_thresholds',
-                     'group_by_length', 'seed', 'strategy', 'precision')
+                     'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
+                     'tune_thresholds', 'group_by_length', 'seed', 'strategy', 'precision')
     parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
     args = parser.parse_args(argv)
     if args.from_model and args.pretrained:
@@ -66,6 +66,36 @@ def parse_args(argv=None):
     if args.tensorboard == '':
         args.tensorboard = os.path.join(args.weights, path.TENSORBOARD_DIR)
     return args
+
+
+def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir):
+    """After the last epoch, on the validation split with the best weights: the temperature
+    (calibration.py) saved in model.json, then the per-label thresholds, tuned on the
+    calibrated scores since those are the ones every command decides on."""
+    import calibration
+    import numpy as np
+    import predict
+    from sklearn.metrics import accuracy_score
+    logits = calibration.model_logits(classifier, valid_ids, cfg.batch_size)
+    raw = calibration.expit(logits)
+    temperature = 1.0
+    if cfg.calibration != 'none':
+        temperature = calibration.fit_temperature(logits, valid_targets, per_label=cfg.calibration == 'per_label')
+    scores = calibration.apply(raw, temperature)
+    meta_path = os.path.join(out_dir, path.META_NAME)
+    path.write_json(meta_path, {**path.read_json(meta_path), 'temperature': calibration.as_json(temperature, labels)})
+    before = calibration.summary(raw, valid_targets)['ece']
+    after = calibration.summary(scores, valid_targets)['ece']
+    decided = lambda s, threshold: accuracy_score(valid_targets, predict.decide(s, threshold, cfg.top1_fallback))
+    print(f'calibration ({cfg.calibration}): validation ECE {before:.4f} -> {after:.4f}, exact match '
+          f'{decided(raw, cfg.threshold):.4f} -> {decided(scores, cfg.threshold):.4f}'
+          + (f', T {temperature:.3f}' if np.ndim(temperature) == 0 else ''))
+    thresholds_path = os.path.join(out_dir, path.THRESHOLDS_NAME)
+    if cfg.tune_thresholds:
+        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
+        path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
+        print(f'per-label thresholds: {os.path.join(shown_dir, path.THRESHOLDS_NAME)} '
+              f'(validation acc {decided(scores, thresholds):.4f} with them)')
 
 
 def save_model_files(weights_dir, cfg, labels, pretrained_dir):
@@ -223,15 +253,9 @@ def fine_tune(args, cfg, strategy, out_dir):
     state = run.state
     best_weights = os.path.join(out_dir, path.WEIGHTS_NAME)
 
-    thresholds_path = os.path.join(out_dir, path.THRESHOLDS_NAME)
-    if cfg.tune_thresholds and os.path.exists(best_weights):
+    if os.path.exists(best_weights):
         classifier.load_weights(best_weights)
-        scores = predict.predict_scores(classifier, valid_ids, cfg.batch_size)
-        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
-        tuned = accuracy_score(valid_targets, predict.decide(scores, thresholds, cfg.top1_fallback))
-        path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
-        print(f'per-label thresholds: {os.path.join(args.weights, path.THRESHOLDS_NAME)} '
-              f'(validation acc {tuned:.4f} with them)')
+        finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, args.weights)
     if out_dir != args.weights:
         shutil.rmtree(out_dir, ignore_errors=True)
     print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')

@@ -2,7 +2,7 @@
 decided label's score when its text loses the top-k characters by each method, against k
 random characters (explain.faithfulness).
 
-    python bench/faithfulness.py --weights /path/to/small-model                    # ../shared/data test file
+    python bench/faithfulness.py --weights bench/weights/l4h256_mlm_90min_fgm_seed42                   # ../shared/data test file
     python bench/faithfulness.py --weights weights --test data/sample-test.txt --max-texts 20 --k 3 --out /tmp/e.json
 
 A faithful method's curve lies above the random one; the higher, the better the method names

@@ -119,4 +119,4 @@ def test_model_logits_are_the_logits_under_the_trained_models_scores(trained):
     token_ids = loader.encode_texts(classifier.tokenizer, texts, classifier.maxlen, progress=False)
     logits = calibration.model_logits(classifier.model, token_ids)
     assert logits.shape == (20, len(classifier.labels))
-    assert 1 / (1 + np.exp(-logits)) == pytest.approx(classifier.scores(texts), abs=1e-6)
+    assert 1 / (1 + np.exp(-logits)) == pytest.approx(classifier.raw_scores(texts), abs=1e-6)

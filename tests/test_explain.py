@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+import calibration
 import explain
 import loader
 import path
@@ -65,7 +66,7 @@ def test_masking_occlusions_top_character_lowers_the_score_by_its_weight(classif
     ids, characters = explain.encode(classifier, TEXT)
     position = 1 + next(i for i, chars in enumerate(characters) if chars[0] == top['start'])
     masked = ids[:position] + [classifier.tokenizer.token_to_id('[MASK]')] + ids[position + 1:]
-    score = predict.predict_scores(classifier.engine, [masked])[0, label]
+    score = calibration.apply(predict.predict_scores(classifier.engine, [masked]), classifier.temperature)[0, label]
     assert score < answer['score']
     assert answer['score'] - score == pytest.approx(top['weight'], abs=1e-5)
 
@@ -136,3 +137,27 @@ def test_the_faithfulness_bench_writes_both_curves_per_method(trained, tmp_path)
     assert written['test'] == os.path.relpath(path.SAMPLE_TEST, ROOT) and not os.path.isabs(written['weights'])
     for method in explain.METHODS:
         assert method in result.stdout
+
+
+def test_predict_explain_gives_each_predicted_label_its_spans_in_json_and_after_a_tab(trained, capsys):
+    import predict
+    text = '青岛地铁施工段坍塌致3人遇难'
+    predict.main(['--weights', trained[0], '--json', '--explain', text])
+    answer = json.loads(capsys.readouterr().out)
+    assert set(answer['explanations']) == set(answer['labels']) and answer['labels']
+    assert any(answer['explanations'].values())
+    for spans in answer['explanations'].values():
+        assert all(text[s['start']:s['end']] == s['text'] and s['weight'] > 0 for s in spans)
+        assert [s['weight'] for s in spans] == sorted((s['weight'] for s in spans), reverse=True)
+    predict.main(['--weights', trained[0], '--explain', text])
+    labels, why = capsys.readouterr().out.rstrip('\n').split('\t')
+    assert labels.split('|') == answer['labels']
+    assert why == '; '.join(f'{label}: ' + ' '.join(s['text'] for s in answer['explanations'][label])
+                            for label in answer['labels'])
+
+
+def test_explanations_score_what_the_classifier_answers(classifier):
+    text = '某汽车品牌宣布召回两万辆新车'
+    scores = classifier.scores([text])[0]
+    for found in explain.explain(classifier, text):
+        assert found['score'] == pytest.approx(float(scores[found['index']]), abs=1e-5)

@@ -46,7 +46,7 @@ def test_a_grown_model_scores_its_old_labels_as_before_and_new_ones_at_their_pri
     model_lib.load_grown(grown, os.path.join(weights, path.WEIGHTS_NAME), before.labels, labels, priors)
     token_ids = loader.encode_texts(before.tokenizer, texts, before.maxlen)
     scores = predict.predict_scores(grown, token_ids)
-    np.testing.assert_allclose(scores[:, :len(before.labels)], before.scores(texts), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores[:, :len(before.labels)], before.raw_scores(texts), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores[:, len(before.labels):], np.tile(priors, (len(texts), 1)), rtol=1e-5)
 
 
@@ -78,4 +78,32 @@ def test_from_model_refuses_a_pretrained_folder_beside_it(old_model, tiny_pretra
     weights, _ = old_model
     result = subprocess.run([sys.executable, 'train.py', '--from-model', weights, '--pretrained', tiny_pretrained,
                              '--weights', str(tmp_path / 'x')], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and '--from-model takes the architecture' in result.stderr
+    assert result.returncode == 1 and '--from-model takes the architecture' in result.stderr
+
+
+def test_the_incremental_bench_trains_old_grown_and_all_and_scores_old_and_new_labels(tiny_pretrained, tmp_path):
+    import json
+    import shutil
+    data = tmp_path / 'data'
+    data.mkdir()  # the bundled sample under the real corpus' file names
+    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
+    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    out, work = tmp_path / 'incremental.json', tmp_path / 'work'
+    result = subprocess.run([sys.executable, os.path.join('bench', 'incremental.py'), '--data', str(data),
+                             '--pretrained', tiny_pretrained, '--new-labels', '3', '--budget-old', '0.05',
+                             '--budget-new', '0.05', '--budget-all', '0.05', '--work', str(work), '--out', str(out),
+                             '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(out.read_text())
+    assert len(written['new_labels']) == 3 and written['old_label_count'] == 9
+    models = written['models']
+    assert set(models) == {'old', 'grown', 'all'}
+    assert models['old']['new_labels_micro_f1'] == 0  # it has never seen them
+    old_labels = json.loads((work / 'old' / path.LABELS_NAME).read_text())
+    grown_labels = json.loads((work / 'grown' / path.LABELS_NAME).read_text())
+    assert grown_labels[:len(old_labels)] == old_labels and sorted(grown_labels[len(old_labels):]) == \
+        written['new_labels']
+    assert models['old']['training_lines'] + models['grown']['training_lines'] > models['all']['training_lines']
+    for row in models.values():
+        assert 0 <= row['exact_match'] <= 1 and row['wall_seconds'] > 0

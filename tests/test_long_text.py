@@ -77,7 +77,7 @@ def test_chunk_scores_are_the_max_over_each_texts_windows(trained):
     assert len(windows) > len(texts) + 4
     each = np.vstack([predict.predict_scores(classifier.model, [w]) for w in windows])
     expected = np.vstack([each[owners == i].max(axis=0) for i in range(len(texts))])
-    np.testing.assert_allclose(classifier.scores(texts, batch_size=64), expected, atol=1e-5)
+    np.testing.assert_allclose(classifier.raw_scores(texts, batch_size=64), expected, atol=1e-5)
     # texts that fit are scored as with truncation
     short = predict.Classifier(trained[0]).scores(texts[1:2])
     np.testing.assert_allclose(classifier.scores(texts[1:2]), short, atol=1e-6)

@@ -99,6 +99,26 @@ def test_typed_text_gets_the_labels_of_predict_py_and_every_score_as_a_sorted_ba
     assert sorted(chosen) == sorted(shown_labels(driver))
 
 
+def test_each_predicted_label_shows_its_text_with_the_explaining_characters_shaded(page, classifier):
+    import predict
+    driver, _ = page
+    text = '青岛地铁施工段坍塌致3人遇难'
+    assert submit(driver, text) == ''
+    lines = find(driver, '#why .why')
+    assert [line.get_attribute('data-label') for line in lines] == shown_labels(driver)
+    expected = predict.explained_spans(classifier, text)
+    for line in lines:
+        label = line.get_attribute('data-label')
+        marks = line.find_elements('css selector', 'mark')
+        spans = sorted(expected[label], key=lambda s: s['start'])
+        assert [m.get_attribute('textContent') for m in marks] == [s['text'] for s in spans]
+        assert line.get_attribute('textContent') == label + text  # the whole text, nothing lost or doubled
+        if marks:  # the strongest span is shaded darkest
+            strongest = max(range(len(spans)), key=lambda i: spans[i]['weight'])
+            shades = [float(re.search(r'--weight: ([\d.]+)', m.get_attribute('style')).group(1)) for m in marks]
+            assert shades[strongest] == max(shades) == 1.0
+
+
 def test_a_clicked_chinese_example_is_predicted_and_rendered_with_a_cjk_font(page, classifier):
     driver, _ = page
     example = find(driver, '.example')[0]

@@ -80,6 +80,20 @@ def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, traine
     assert status == 200 and [r['labels'] for r in many['results']] == label_lists
 
 
+def test_explain_answers_the_spans_of_predict_explain(server, trained):
+    import predict
+    classifier = predict.Classifier(trained[0])
+    text = '青岛地铁施工段坍塌致3人遇难'
+    status, answer = call(server + '/predict', json.dumps({'text': text, 'explain': True}).encode())
+    assert status == 200 and set(answer['explanations']) == set(answer['labels'])
+    expected = predict.explained_spans(classifier, text)
+    for label, spans in answer['explanations'].items():
+        assert [s['text'] for s in spans] == [s['text'] for s in expected[label]]
+        assert [s['weight'] for s in spans] == pytest.approx([s['weight'] for s in expected[label]], abs=1e-5)
+    status, plain = call(server + '/predict', json.dumps({'text': text}).encode())
+    assert status == 200 and 'explanations' not in plain
+
+
 @pytest.mark.parametrize('body, status, message', [
     (b'{"text": ', 400, 'not valid JSON'),
     (b'\xff\xfe{}', 400, 'not valid JSON'),
@@ -89,6 +103,7 @@ def test_one_text_and_a_list_get_the_labels_and_scores_of_predict(server, traine
     (b'{"texts": ["a", "b", "c", "d", "e"]}', 422, 'at most 4 items'),
     (b'{"text": 3}', 422, 'valid string'),
     (b'{"text": "a", "extra": 1}', 422, 'Extra inputs'),
+    (b'{"texts": ["a"], "explain": true}', 422, '"explain" is for one "text"'),
     (json.dumps({'text': 'a' * 1001}).encode(), 422, 'at most 1000 characters'),
     (json.dumps({'text': 'a' * 30000}).encode(), 413, 'over 20000 bytes'),
 ])

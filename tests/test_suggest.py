@@ -101,7 +101,7 @@ def test_a_bad_texts_file_is_one_line_naming_file_and_line(tmp_path):
 
 def test_bad_flags_are_refused_before_any_work(tmp_path):
     result = run_suggest('--texts', 'x.txt', '-n', '0', '--out', str(tmp_path / 'out.txt'))
-    assert result.returncode == 2 and '-n must be 1 or more' in result.stderr
+    assert result.returncode == 1 and '-n must be 1 or more' in result.stderr
     assert run_suggest('--help').returncode == 0
 
 
