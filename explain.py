@@ -43,6 +43,8 @@ import weakref
 import numpy as np
 
 METHODS = ('occlusion', 'gradient_x_input', 'integrated_gradients')
+ANSWERED = 'integrated_gradients'  # what predict --explain, serve and the page show: the most faithful
+                                   # beyond the first character on the real test file (bench/faithfulness.py)
 STEPS = 20   # integrated gradients: midpoints of the path from the zero embedding
 TOP_K = 5
 TOKEN_LAYER = 'Embedding-Token'

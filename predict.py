@@ -144,9 +144,9 @@ def bfloat16_hardware():
 
 def resolve_precision(precision):
     """The precision that `precision` means here: `auto` is bfloat16 where the hardware computes it
-    natively, else float32. auto may only pick a path that agrees with float32 on at least 99.5%
-    of the real test texts: bfloat16 measured 100% (bench/inference.py, README "Fast
-    inference"). int8 is opt-in: auto never picks it."""
+    natively, else float32. auto may only pick a path whose labels agree with float32's on at least
+    99.5% of the real test texts (bench/inference.py measures it; BENCHMARKS.md has the figure).
+    int8 is opt-in: auto never picks it."""
     if precision == 'auto':
         return 'bfloat16' if bfloat16_hardware() else 'float32'
     if precision not in PRECISIONS:
@@ -393,7 +393,7 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     parser.add_argument('--explain', action='store_true',
                         help='for each predicted label, the characters that raised its score most (explain.py: '
-                             'occlusion); after a tab, or under "explanations" with --json')
+                             'integrated gradients); after a tab, or under "explanations" with --json')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
     config.add_inference_precision_flag(parser)
@@ -408,7 +408,7 @@ def explained_spans(classifier, text):
     """{label: its top spans, [{start, end, text, weight}] in string offsets} for the labels
     decided for `text` (explain.py)."""
     import explain
-    return {found['label']: found['spans'] for found in explain.explain(classifier, text)}
+    return {found['label']: found['spans'] for found in explain.explain(classifier, text, method=explain.ANSWERED)}
 
 
 def main(argv=None):
