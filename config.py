@@ -121,7 +121,7 @@ HELP = {
     'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
     'inference_precision': 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX and on GPUs of '
                            'compute capability 8.0 or more, else float32), float32, bfloat16 (Keras mixed_bfloat16), '
-                           'or int8 (TFLite dynamic-range quantization; README "Fast inference")',
+                           'or int8 (TFLite dynamic-range quantization; docs/inference.md)',
     'patience': 'early stopping: epochs without improvement of validation exact match',
     'valid_ratio': 'fraction of the training file held out as validation split',
     'dropout': 'dropout rate before the classification head',

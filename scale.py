@@ -14,7 +14,7 @@ Strategies (TensorFlow's own engine, no other launcher):
 
 In every strategy `--batch-size` is the global batch: each of N replicas gets batch/N
 samples and the gradients are averaged, so one step is the step of one device on the whole
-batch, and the same learning rates apply (see README, "Scale out").
+batch, and the same learning rates apply (docs/training.md, "More devices, more machines").
 """
 import json
 import os

@@ -265,7 +265,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
             if (self.text is None) == (self.texts is None):
                 raise ValueError('give either "text" (a string) or "texts" (a list of strings)')
             if self.explain and self.text is None:
-                raise ValueError('"explain" is for one "text": each explanation costs a model call per character')
+                raise ValueError('"explain" is for one "text": each explanation costs 20 model passes')
             return self
 
     batcher = Batcher(classifier, max_batch, max_wait_ms / 1000, max_queue, timeout_s)
