@@ -45,8 +45,9 @@ def provenance(script, argv):
     import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True)
-    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                           capture_output=True, text=True)
+    # the results files themselves are rewritten by every bench run: they do not make the code dirty
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'],
+                           cwd=root, capture_output=True, text=True)
     return {'command': ' '.join(['python', script] + list(sys.argv[1:] if argv is None else argv)),
             'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
             'machine': describe(), 'load_average': [round(x, 2) for x in os.getloadavg()],
