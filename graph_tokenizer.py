@@ -17,7 +17,7 @@ The steps of `Tokenizer(load_vocab(vocab), do_lower_case=True).encode(text, maxl
 4. [CLS] + tokens + [SEP], the tokens cut to maxlen - 2.
 
 With `long_text='chunk'` a text longer than one window is read as overlapping windows instead
-of cut (`windows`), the rule of config.py's `long_text` and `stride`.
+of cut (`windows`), by loader's one window rule (`window_starts`, `window_stride`).
 """
 import sys
 import unicodedata
@@ -26,6 +26,8 @@ import compat  # noqa: F401  (tf-keras environment before TensorFlow)
 import tensorflow as tf
 from bert4keras.snippets import lowercase_and_normalize
 from bert4keras.tokenizers import Tokenizer
+
+import loader
 
 MAX_CODE_POINT = 0x110000
 
@@ -192,9 +194,10 @@ class GraphTokenizer(tf.Module):
     def windows(self, texts, stride):
         """(padded window ids [windows, length], text index of each window): each text's
         content tokens c1..cn in windows of L = maxlen - 2 starting at
-        list(range(0, n - L, stride)) + [n - L], one window when n <= L; stride 0 means L // 2."""
+        list(range(0, n - L, stride)) + [n - L], one window when n <= L: loader.window_starts,
+        with its stride rule."""
         window = self.maxlen - 2
-        stride = stride or window // 2
+        stride = loader.window_stride(window, stride)
         content = self.content_ids(texts)
         n = content.row_lengths()
         # Windows per text: one when it fits, else len(range(0, n - L, stride)) + 1.
@@ -214,6 +217,5 @@ class GraphTokenizer(tf.Module):
 
 
 if __name__ == '__main__':  # python graph_tokenizer.py VOCAB TEXT...: print the ids
-    import loader
     module = GraphTokenizer(loader.load_tokenizer(sys.argv[1]), maxlen=512)
     print(module.token_ids(tf.constant(sys.argv[2:])).numpy())

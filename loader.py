@@ -124,17 +124,22 @@ def encode_texts(tokenizer, texts, maxlen, progress=False):
     return [tokenizer.encode(text, maxlen=maxlen)[0] for text in texts]
 
 
+def window_stride(window, stride):
+    """Tokens between the starts of two windows of `window` tokens: `stride`, or half a window
+    when it is 0. The one rule of every window reader (graph_tokenizer.py's too)."""
+    return stride or max(1, window // 2)  # max: a 1-token window (maxlen 3) would otherwise never move
+
+
 def window_starts(token_count, window, stride):
     """Where the windows of a text of `token_count` tokens start ([CLS] and [SEP] not counted).
 
-    One window when the text fits (the same as truncation); else a window every `stride`
-    tokens and a last one that ends on the text's last token, so every token is seen.
-    stride 0 means half a window.
+    One window when the text fits (the same as truncation); else a window every
+    `window_stride` tokens and a last one that ends on the text's last token, so every token
+    is seen.
     """
     if token_count <= window:
         return [0]
-    stride = stride or max(1, window // 2)  # max: a 1-token window would otherwise never move
-    return list(range(0, token_count - window, stride)) + [token_count - window]
+    return list(range(0, token_count - window, window_stride(window, stride))) + [token_count - window]
 
 
 def encode_windows(tokenizer, texts, maxlen, stride=0, progress=False):

@@ -43,6 +43,13 @@ import config
 import path
 
 
+# The config.Config fields that shape a pretraining run: its flags (with epochs and patience) and
+# its resume fingerprint. A field added or re-defaulted for fine-tuning or inference is not here,
+# so a pretraining started before that change still resumes; epochs and patience may grow on resume.
+SETTINGS = ('model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
+            'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision')
+
+
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
                                                  'folder in the official checkpoint layout.')
@@ -67,9 +74,7 @@ def parse_args(argv=None):
     parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
-    config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'mlm_lr', 'warmup', 'weight_decay',
-                     'mask_rate', 'mlm_dropout', 'objective', 'generator_size', 'rtd_weight', 'patience', 'valid_ratio',
-                     'group_by_length', 'seed', 'precision', helps=config.PRETRAIN_HELP)
+    config.add_flags(parser, *SETTINGS, 'epochs', 'patience', helps=config.PRETRAIN_HELP)
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
@@ -166,7 +171,7 @@ def pretrain(args, cfg):
     fingerprint = {'train': [os.path.abspath(f) for f in args.train], 'texts': [os.path.abspath(f) for f in args.texts],
                    'max_samples': args.max_samples, 'architecture': bert_config,
                    'vocab': os.path.abspath(vocab_path), 'init': args.init and os.path.abspath(args.init),
-                   'config': {k: v for k, v in vars(cfg).items() if k not in ('epochs', 'patience')}}
+                   'config': {name: getattr(cfg, name) for name in SETTINGS}}
     run = run_lib.Run(args.out, fingerprint, {'model': model, 'optimizer': model.optimizer}, args.resume,
                       columns, metric=metric, keep='last' if cfg.objective == 'rtd' else 'best')
     held_out_data = masker.batches(held_out_ids, cfg.batch_size, cfg.seed + 1)  # the same masks every epoch
