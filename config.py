@@ -344,8 +344,8 @@ NOT_IN_RECIPES = ('help', 'config', 'resume', 'overwrite')  # how one run starts
 def add_config_flag(parser, section):
     """--config FILE: the recipe's [section] sets the defaults of this parser's flags (see above)."""
     parser.add_argument('--config', metavar='FILE',
-                        help=f'recipe file (TOML, e.g. configs/self-pretrained.toml) whose [{section}] section sets these '
-                             'flags, keys named like them with underscores; flags given here override it')
+                        help=f'recipe file (TOML, e.g. configs/self-pretrained.toml) whose [{section}] section '
+                             'sets these flags, keys named like them with underscores; flags given here override it')
     parser.recipe_section = section
 
 
