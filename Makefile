@@ -32,14 +32,14 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # The demo must finish in minutes on 2 CPU cores without the official checkpoints, so it
-# trains a tiny generated RoFormer-v2 (2 layers, H-32, random weights) with learning rates
-# and an EMA suited to random weights. `python train.py` alone uses the small architecture.
+# trains the recipe configs/demo.toml: a tiny generated RoFormer-v2 (2 layers, H-32, random
+# weights, in the folder DEMO_PRETRAINED the recipe names) with learning rates and an EMA
+# suited to random weights. `python train.py` alone uses the small architecture.
 # It writes its own folder, weights/demo, so a model trained into weights/ is never touched,
 # and replaces the demo model there (--overwrite), so `make demo` runs again.
 DEMO_PRETRAINED := pretrained/tiny
 DEMO_WEIGHTS := weights/demo
-DEMO_FLAGS ?= --pretrained $(DEMO_PRETRAINED) --epochs 40 --patience 8 --batch-size 16 --maxlen 64 \
-	--encoder-lr 1e-3 --head-lr 1e-2 --ema-momentum 0.99
+DEMO_FLAGS ?= --config configs/demo.toml
 
 $(DEMO_PRETRAINED)/bert_model.ckpt.index: | setup
 	$(PY) make_tiny_checkpoint.py $(DEMO_PRETRAINED)

@@ -4,11 +4,20 @@ Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`; 
 default, the help text and the values a flag accepts (LIMITS) come from here, so a value is
 never written twice. Every command parses with `ArgumentParser`, so a bad flag is answered
 the same way everywhere: one line, `error: --flag: reason`, exit status 1.
+
+Recipes (configs/*.toml) are files of flags: one section per command ([pretrain], [train],
+[evaluate]), each key one of its flags with underscores (`encoder_lr = 1e-4`,
+`tune_thresholds = true`, `train = "data/sample-train.txt"`; paths from the current folder,
+as on the command line). `add_config_flag` gives a command `--config FILE`, whose section sets
+the flags' defaults, so a flag given on the command line overrides the file; recipe.py runs
+the sections in turn. A key no flag has, or a value its flag would refuse, is one line naming
+the file and the key.
 No TensorFlow here, so `--help` stays instant.
 """
 import argparse
 import contextlib
 import sys
+import tomllib
 from dataclasses import dataclass, fields
 
 
@@ -50,6 +59,18 @@ class ArgumentParser(argparse.ArgumentParser):
         raise InputError(f'{message.removeprefix("argument ")} (see {self.prog} --help)')
 
     def parse_known_args(self, args=None, namespace=None):
+        if _building:
+            raise _Built(self)
+        section = getattr(self, 'recipe_section', None)
+        if section:  # the file's values fill the namespace first: a flag on the command line replaces them
+            first = ArgumentParser(add_help=False, prog=self.prog)
+            first.add_argument('--config')
+            recipe = first.parse_known_args(args)[0].config
+            if recipe:
+                namespace = namespace or argparse.Namespace()
+                for dest, value in recipe_section(self, recipe, section).items():
+                    if not hasattr(namespace, dest):
+                        setattr(namespace, dest, value)
         parsed, rest = super().parse_known_args(args, namespace)
         # Truncated texts have no windows: a stride there would be ignored without a word.
         if getattr(parsed, 'stride', 0) and getattr(parsed, 'long_text', None) != 'chunk':
@@ -298,3 +319,110 @@ def from_args(args):
     """A Config with every field the parsed arguments carry, the rest at their defaults."""
     values = {field.name: getattr(args, field.name) for field in fields(Config) if hasattr(args, field.name)}
     return Config(**values)
+
+
+class _Built(Exception):
+    """parser_of's stop, carrying the parser a command built."""
+
+
+_building = False  # parser_of: parsers hand themselves over instead of parsing
+
+
+def parser_of(parse_args):
+    """The parser a command's parse_args builds, taken before it parses anything: recipe.py checks
+    a section against the flags of its command, and builds that command's flags."""
+    global _building
+    _building = True
+    try:
+        parse_args([])
+    except _Built as built:
+        return built.args[0]
+    finally:
+        _building = False
+    raise RuntimeError(f'{parse_args.__module__}.parse_args does not parse with config.ArgumentParser')
+
+
+RECIPE_SECTIONS = ('pretrain', 'train', 'evaluate')
+NOT_IN_RECIPES = ('help', 'config', 'resume', 'overwrite')  # how one run starts, not what it trains
+
+
+def add_config_flag(parser, section):
+    """--config FILE: the recipe's [section] sets the defaults of this parser's flags (see above)."""
+    parser.add_argument('--config', metavar='FILE',
+                        help=f'recipe file (TOML, e.g. configs/self-pretrained.toml) whose [{section}] section '
+                             'sets these flags, keys named like them with underscores; flags given here override it')
+    parser.recipe_section = section
+
+
+def read_recipe(file):
+    """{section: {key: value}} of a recipe file; InputError naming the file when it cannot be read,
+    is not TOML or has a section of no command."""
+    try:
+        with open(file, 'rb') as f:
+            recipe = tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f'{file}: no such file') from None
+    except IsADirectoryError:
+        raise InputError(f'{file}: a folder, not a file') from None
+    except UnicodeDecodeError:
+        raise InputError(f'{file}: not valid UTF-8') from None
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f'{file}: not valid TOML: {error}') from None
+    for name, section in recipe.items():
+        if name not in RECIPE_SECTIONS or not isinstance(section, dict):
+            raise InputError(f'{file}: {name}: not a section of a recipe ([{"], [".join(RECIPE_SECTIONS)}])')
+    return recipe
+
+
+def long_flag(action):
+    """--name of an argparse action (the first of its long option strings)."""
+    return next(option for option in action.option_strings if option.startswith('--'))
+
+
+def recipe_keys(parser):
+    """{key: argparse action} of the flags a recipe may set for `parser`: --encoder-lr is encoder_lr."""
+    return {long_flag(action)[2:].replace('-', '_'): action for action in parser._actions
+            if action.option_strings and action.dest not in NOT_IN_RECIPES}
+
+
+def recipe_section(parser, file, section):
+    """{dest: value} that the recipe `file`'s [section] gives `parser`'s flags, each value checked
+    as the flag's text would be; InputError `FILE: [section] key: reason` for a key no flag has
+    or a value of the wrong type, out of range or not among the choices."""
+    keys = recipe_keys(parser)
+    values = {}
+    for key, value in read_recipe(file).get(section, {}).items():
+        where = f'{file}: [{section}] {key}'
+        if key not in keys:
+            raise InputError(f'{where}: {section}.py has no flag --{key.replace("_", "-")}')
+        values[keys[key].dest] = recipe_value(keys[key], value, where)
+    return values
+
+
+def recipe_value(action, value, where):
+    """A recipe's value for `action`'s flag, checked: TOML's type must be the flag's (a whole
+    number is also a float; a flag of several values takes a list, or one string), then the
+    flag's own test (LIMITS) and choices."""
+    if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
+        if not isinstance(value, bool):
+            raise InputError(f'{where}: must be true or false, not {value!r}')
+        return value
+    several = action.nargs in ('+', '*')
+    if several and isinstance(value, str):
+        value = [value]
+    kind = getattr(action.type, '__name__', 'str')  # limited() keeps the name of its type
+    accepted, words = {'int': (int, 'a whole number'), 'float': ((int, float), 'a number')}.get(kind, (str, 'a string'))
+    if several and not isinstance(value, list):
+        raise InputError(f'{where}: must be a list, not {value!r}')
+    checked = []
+    for item in value if several else [value]:
+        if isinstance(item, bool) or not isinstance(item, accepted):
+            raise InputError(f'{where}: must be {words}, not {item!r}')
+        try:
+            item = action.type(str(item)) if action.type else item
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            raise InputError(f'{where}: {error}') from None
+        if action.choices and item not in action.choices:
+            raise InputError(f'{where}: must be one of {", ".join(map(str, action.choices))}, not {item!r}')
+        checked.append(item)
+    return checked if several else checked[0]

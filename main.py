@@ -1,5 +1,6 @@
 """One entry point for the suite:
 
+    python main.py recipe   FILE --out DIR [recipe.py flags]
     python main.py pretrain [pretrain.py flags]
     python main.py train    [train.py flags]
     python main.py evaluate [evaluate.py flags]
@@ -20,6 +21,7 @@ import importlib
 import config
 
 COMMANDS = {
+    'recipe': 'pretraining (if the recipe has it), fine-tuning and evaluation of a configs/ file, resumable (recipe.py)',
     'pretrain': 'masked-language-model pretraining on your texts, official checkpoint layout (pretrain.py)',
     'train': 'fine-tune RoFormer-v2 on a labelled file (train.py)',
     'evaluate': 'exact match and per-label report on a labelled file (evaluate.py)',

@@ -5,6 +5,7 @@ replaced-token detection (`--objective rtd`, rtd.py).
     python pretrain.py --data ../shared/data --out pretrained/self-small --maxlen 64 --epochs 12
     python pretrain.py --texts more.txt --init pretrained/self-small --out pretrained/self-small-2
     python pretrain.py --objective rtd --layers 4 --hidden 256 --heads 4   # ELECTRA-style
+    python pretrain.py --config configs/self-pretrained.toml --out pretrained/self-4l  # a recipe's [pretrain]
     python train.py --pretrained pretrained/self-small ...  # fine-tune from it
     python pretrain.py --help
 
@@ -75,6 +76,7 @@ def parse_args(argv=None):
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, *SETTINGS, 'epochs', 'patience', helps=config.PRETRAIN_HELP)
+    config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):

@@ -9,7 +9,8 @@ import graph_tokenizer
 import loader
 import path
 
-TEXTS = ['', '短', '青岛', '青岛地', '青岛地铁施工段发生坍塌', '某汽车品牌宣布召回两万辆新车 recall', '中文 English 混合 ' * 3]
+TEXTS = ['', '短', '青岛', '青岛地', '青岛地铁施工段发生坍塌', '某汽车品牌宣布召回两万辆新车 recall',
+         '中文 English 混合 ' * 3]
 
 
 @pytest.fixture(scope='module')

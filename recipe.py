@@ -1,0 +1,169 @@
+"""Run a recipe end to end: pretraining, fine-tuning and evaluation from one file of configs/.
+
+    python main.py recipe configs/demo.toml --out weights/demo
+    python main.py recipe configs/self-pretrained.toml --out weights/self-pretrained \\
+        --data ../shared/data/multi-classification-train.txt --test ../shared/data/multi-classification-test.txt
+    python main.py recipe --help
+
+A recipe is a TOML file with one section per command, each key one of its flags with
+underscores (config.py, `--config`). The stages, each the command's own `main`:
+
+1. [pretrain], if the recipe has it: pretrain.py into OUT-pretrained, on the fine-tuning
+   file without the validation split train.py holds out (the same file, share and seed),
+   unless the section names its own input;
+2. [train]: train.py into OUT, from OUT-pretrained when there is one;
+3. evaluate.py of OUT on the test file, with the flags of the optional [evaluate] section.
+
+--out names both folders and --data replaces the training file of both training stages,
+--test the test file. Every section is checked against its command's flags before anything
+runs: a bad key or value is one line naming the file and the key.
+
+Resumable: run the same command again after an interruption (kill -9 included). OUT/recipe.json
+records the flags of each stage and whether it returned, so a finished stage is skipped (a
+time budget's end included, which the stage's own resume state cannot tell from a cut) and a
+cut one continues with --resume. A stage whose flags changed since (an edited recipe) starts
+afresh, and so does every stage after one that ran again. The folders must be new or empty,
+or those of an earlier run of a recipe.
+"""
+import argparse
+import os
+import shlex
+
+import config
+import evaluate
+import path
+import pretrain
+import train
+
+RECORD_NAME = 'recipe.json'  # in OUT: {stage: {'flags': [...], 'finished': bool}}
+FINISHED = {'pretrain': (path.CHECKPOINT_NAME + '.index',), 'train': (path.WEIGHTS_NAME, path.META_NAME)}
+
+
+def parse_args(argv=None):
+    parser = config.ArgumentParser(description='Run a recipe (configs/*.toml): pretraining if it has one, '
+                                               'fine-tuning, evaluation; run it again to resume or skip what finished.')
+    parser.add_argument('recipe', metavar='FILE', help='recipe file, e.g. configs/self-pretrained.toml')
+    parser.add_argument('--out', required=True, metavar='DIR',
+                        help='folder of the trained model; the pretrained checkpoint goes into DIR-pretrained')
+    parser.add_argument('--data', metavar='FILE',
+                        help="labelled training file of pretraining and fine-tuning (default: the recipe's [train] "
+                             'train, else data/multi-classification-train.txt if present, else the bundled sample)')
+    parser.add_argument('--test', metavar='FILE',
+                        help="labelled file the model is evaluated on (default: the recipe's [evaluate] test, else "
+                             'data/multi-classification-test.txt if present, else the bundled sample)')
+    return parser.parse_args(argv)
+
+
+def flags_of(parser, values):
+    """The command-line flags that give `parser` these {dest: value} (a section as recipe_section checked it)."""
+    actions = {action.dest: action for action in config.recipe_keys(parser).values()}
+    flags = []
+    for dest, value in values.items():
+        action = actions[dest]
+        flag = config.long_flag(action)
+        if isinstance(action, argparse.BooleanOptionalAction):
+            flags.append(flag if value else '--no-' + flag[2:])
+        elif action.nargs == 0:  # a switch (store_true): given when set
+            flags += [flag] if value else []
+        else:
+            flags += [flag, *map(str, value if isinstance(value, list) else [value])]
+    return flags
+
+
+def plan(args):
+    """([(stage, module, flags, folder)] of the training stages, evaluate.py's flags), every section
+    of the recipe checked before anything runs."""
+    modules = {'pretrain': pretrain, 'train': train, 'evaluate': evaluate}
+    recipe = config.read_recipe(args.recipe)
+    if 'train' not in recipe:
+        raise config.InputError(f'{args.recipe}: no [train] section (a recipe fine-tunes a model)')
+    parsers = {name: config.parser_of(module.parse_args) for name, module in modules.items()}
+    values = {name: config.recipe_section(parsers[name], args.recipe, name) for name in modules}
+    pretraining, training, evaluation = values['pretrain'], values['train'], values['evaluate']
+    if args.data:
+        training.pop('data', None)
+        training['train'] = args.data
+    if args.test:
+        evaluation.pop('data', None)
+        evaluation['test'] = args.test
+    elif 'data' in training and not {'test', 'data'} & evaluation.keys():
+        evaluation['data'] = training['data']  # the test file of the folder the model learned from
+
+    out = os.path.normpath(args.out)
+    stages = []
+    if 'pretrain' in recipe:
+        for key in ('pretrained', 'from_model'):
+            if key in training:
+                raise config.InputError(f'{args.recipe}: [train] {key}: the recipe fine-tunes what its [pretrain] '
+                                        'section writes; drop one of the two')
+        read_the_training_file(pretraining, training, args.data)
+        pretrained = out + '-pretrained'
+        stages.append(('pretrain', pretrain, flags_of(parsers['pretrain'], pretraining) + ['--out', pretrained],
+                       pretrained))
+        training['pretrained'] = pretrained
+    stages.append(('train', train, flags_of(parsers['train'], training) + ['--weights', out], out))
+    return stages, flags_of(parsers['evaluate'], evaluation) + ['--weights', out]
+
+
+def read_the_training_file(pretraining, training, data):
+    """Pretraining reads the fine-tuning file (--data, else [train]'s) without the split train.py
+    validates on, so fine-tuning's early stopping scores texts pretraining never saw: the same
+    file, first lines, share and seed. A [pretrain] that names its own input keeps it, but --data
+    replaces its labelled file (its plain --texts stay)."""
+    inputs = {'train', 'texts', 'data'} & pretraining.keys()
+    if data and inputs - {'texts'}:
+        pretraining.pop('data', None)
+        pretraining['train'] = [data]
+    if not inputs:
+        if 'train' in training:
+            pretraining['train'] = [training['train']]
+        elif 'data' in training:
+            pretraining['data'] = training['data']
+    for key in ('max_samples', 'valid_ratio', 'seed'):
+        if key in training:
+            pretraining.setdefault(key, training[key])
+
+
+def read_record(out, folders):
+    """The record of an earlier run of a recipe into `out`; {} for new or empty folders, which
+    are the only others a recipe starts in (it never resumes or replaces a run it did not start)."""
+    record_path = os.path.join(out, RECORD_NAME)
+    if os.path.exists(record_path):
+        return path.read_json(record_path)
+    for folder in folders:
+        if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
+            raise config.InputError(f'{folder}: not empty, and not from an earlier run of a recipe ({record_path} '
+                                    'is missing); choose another --out')
+    return {}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    stages, evaluation = plan(args)
+    out = os.path.normpath(args.out)
+    record_path = os.path.join(out, RECORD_NAME)
+    record = read_record(out, [folder for *_, folder in stages])
+    ran = False  # a stage ran again: the stages after it start afresh
+    for stage, module, flags, folder in stages:
+        earlier = record.get(stage, {})
+        finished = all(os.path.exists(os.path.join(folder, name)) for name in FINISHED[stage])
+        same = not ran and earlier.get('flags') == flags
+        if same and earlier.get('finished') and finished:
+            print(f'recipe: {stage}: skipped, finished in {folder}', flush=True)
+            continue
+        started = finished or os.path.exists(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
+        extra = ['--resume'] if started and same else ['--overwrite'] if started else []
+        print(f'recipe: main.py {stage} {shlex.join(flags + extra)}', flush=True)
+        record[stage] = {'flags': flags, 'finished': False}
+        path.write_json(record_path, record)  # before the stage: the folders are this recipe's from now on
+        module.main(flags + extra)
+        record[stage]['finished'] = True
+        path.write_json(record_path, record)
+        ran = True
+    # Evaluation writes only its report: it runs every time, so every run ends with the scores.
+    print(f'recipe: main.py evaluate {shlex.join(evaluation)}', flush=True)
+    return evaluate.main(evaluation)
+
+
+if __name__ == '__main__':
+    config.run_main(main)
