@@ -51,6 +51,7 @@ def parse_args(argv=None):
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
                      'tune_thresholds', 'group_by_length', 'seed', 'strategy', 'precision')
+    config.add_config_flag(parser, 'train')
     parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
     args = parser.parse_args(argv)
     if args.from_model and args.pretrained:
