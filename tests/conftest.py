@@ -37,6 +37,19 @@ def trained(tiny_pretrained, tmp_path_factory):
     return weights, output.getvalue()
 
 
+@pytest.fixture
+def sample_corpus(tmp_path):
+    """A folder holding the bundled sample under the real corpus' file names, for the bench
+    scripts that read `--data FOLDER`."""
+    import shutil
+    import path
+    data = tmp_path / 'data'
+    data.mkdir()
+    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
+    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    return data
+
+
 @pytest.fixture(scope='session', autouse=True)
 def tracked_results_untouched():
     """`make test` must not rewrite the measured results in bench/results/: benchmarks run by

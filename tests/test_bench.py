@@ -18,11 +18,8 @@ def run_bench(script, *flags):
     return result.stdout
 
 
-def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pretrained, tmp_path):
-    data = tmp_path / 'data'
-    data.mkdir()  # the bundled sample under the real corpus' file names
-    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
-    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pretrained, tmp_path, sample_corpus):
+    data = sample_corpus
     out = tmp_path / 'accuracy.json'
     stdout = run_bench('accuracy.py', '--data', str(data), '--pretrained', tiny_pretrained, '--budget', '0.02',
                        '--name', 'tiny', '--weights', str(tmp_path / 'weights'), '--out', str(out),

@@ -81,15 +81,12 @@ def test_evaluate_says_the_ece_before_and_after_the_temperature(trained, tmp_pat
     assert path.read_json(str(tmp_path / 'report.json'))['calibration']['ece'] == pytest.approx(after, abs=1e-4)
 
 
-def test_the_calibration_bench_compares_none_one_and_per_label_temperatures(trained, tmp_path):
+def test_the_calibration_bench_compares_none_one_and_per_label_temperatures(trained, tmp_path, sample_corpus):
     import json
     import subprocess
     import sys
     from conftest import ROOT
-    data = tmp_path / 'data'
-    data.mkdir()  # the bundled sample under the real corpus' file names, as the trained model was fitted on it
-    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
-    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    data = sample_corpus
     out = tmp_path / 'calibration.json'
     result = subprocess.run([sys.executable, os.path.join('bench', 'calibrate.py'), '--weights', trained[0],
                              '--data', str(data), '--out', str(out)], cwd=ROOT, capture_output=True, text=True,

@@ -81,13 +81,10 @@ def test_from_model_refuses_a_pretrained_folder_beside_it(old_model, tiny_pretra
     assert result.returncode == 1 and '--from-model takes the architecture' in result.stderr
 
 
-def test_the_incremental_bench_trains_old_grown_and_all_and_scores_old_and_new_labels(tiny_pretrained, tmp_path):
+def test_the_incremental_bench_trains_old_grown_and_all_and_scores_old_and_new_labels(tiny_pretrained, tmp_path,
+                                                                                       sample_corpus):
     import json
-    import shutil
-    data = tmp_path / 'data'
-    data.mkdir()  # the bundled sample under the real corpus' file names
-    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
-    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    data = sample_corpus
     out, work = tmp_path / 'incremental.json', tmp_path / 'work'
     result = subprocess.run([sys.executable, os.path.join('bench', 'incremental.py'), '--data', str(data),
                              '--pretrained', tiny_pretrained, '--new-labels', '3', '--budget-old', '0.05',

@@ -105,14 +105,10 @@ def test_bad_flags_are_refused_before_any_work(tmp_path):
     assert run_suggest('--help').returncode == 0
 
 
-def test_the_active_learning_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_path):
+def test_the_active_learning_bench_gives_the_curves_of_both_arms(tiny_pretrained, tmp_path, sample_corpus):
     import json
     import os
-    import shutil
-    data = tmp_path / 'data'
-    data.mkdir()  # the bundled sample under the real corpus' file names
-    shutil.copy(path.SAMPLE_TRAIN, data / os.path.basename(path.CORPUS_TRAIN))
-    shutil.copy(path.SAMPLE_TEST, data / os.path.basename(path.CORPUS_TEST))
+    data = sample_corpus
     out, weights = tmp_path / 'active_learning.json', tmp_path / 'weights'
     result = subprocess.run([sys.executable, os.path.join('bench', 'active_learning.py'), '--data', str(data),
                              '--pretrained', tiny_pretrained, '--budget', '0.05', '--max-test', '30',
