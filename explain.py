@@ -71,7 +71,7 @@ def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
             rows.append(ids[:position] + [mask] + ids[position + 1:])
     # in the scores the model answers with (the temperature applied), as explain() reports them
     scores = calibration.apply(predict.predict_scores(classifier.engine, rows, batch_size),
-                               getattr(classifier, 'temperature', 1.0))
+                               classifier.temperature)
     weights, start = [], 0
     for ids, labels in zip(token_ids_list, labels_list):
         block = scores[start:start + len(ids) - 1]  # the text, then its tokens masked one by one
@@ -173,7 +173,7 @@ def explain(classifier, text, label_indices=None, method='occlusion', top_k=TOP_
     import predict
     token_ids, characters = encode(classifier, text)
     score = calibration.apply(predict.predict_scores(classifier.engine, [token_ids]),  # the answered scores
-                              getattr(classifier, 'temperature', 1.0))[0]
+                              classifier.temperature)[0]
     labels = decided_labels(classifier, score[None])[0] if label_indices is None else list(label_indices)
     weights = token_attributions(classifier, [token_ids], [labels], method, steps)[0]
     answer = []

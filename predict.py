@@ -404,11 +404,12 @@ def parse_args(argv=None):
     return args
 
 
-def explained_spans(classifier, text):
-    """{label: its top spans, [{start, end, text, weight}] in string offsets} for the labels
-    decided for `text` (explain.py)."""
+def explained_spans(classifier, text, labels=None):
+    """{label: its top spans, [{start, end, text, weight}] in string offsets} for `labels` (the
+    names the caller has decided for `text`; None: decided here), by explain.ANSWERED."""
     import explain
-    return {found['label']: found['spans'] for found in explain.explain(classifier, text, method=explain.ANSWERED)}
+    indices = None if labels is None else [classifier.labels.index(label) for label in labels]
+    return {found['label']: found['spans'] for found in explain.explain(classifier, text, indices, explain.ANSWERED)}
 
 
 def main(argv=None):
@@ -432,7 +433,7 @@ def main(argv=None):
         notes.read(texts)
         _, label_lists, scores = classifier.predict_batch(texts, args.batch_size)
         for text, labels, row in zip(texts, label_lists, scores):
-            spans = explained_spans(classifier, text) if args.explain else None
+            spans = explained_spans(classifier, text, labels) if args.explain else None
             if args.json:
                 print(json.dumps({'text': text, 'labels': labels,
                                   'scores': {l: round(float(s), 6) for l, s in zip(classifier.labels, row)},

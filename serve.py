@@ -338,7 +338,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
             answer = result(label_lists[0], scores[0])
             if parsed.explain:  # on the model's worker thread, like every other model call
                 answer['explanations'] = await asyncio.get_running_loop().run_in_executor(
-                    batcher.executor, predict_lib.explained_spans, classifier, parsed.text)
+                    batcher.executor, predict_lib.explained_spans, classifier, parsed.text, label_lists[0])
             return answer
         return {'results': [result(labels, row) for labels, row in zip(label_lists, scores)]}
 
