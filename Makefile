@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 
 setup: system-packages $(VENV)/.installed
 
-# Graphviz draws the model diagram (plot.py --diagram); a CJK font renders the Chinese labels in
-# the figures and on serve.py's page; headless Chromium and its driver run the page's browser test
+# Graphviz draws the model diagram (multilabel/plot.py --diagram); a CJK font renders the Chinese labels in
+# the figures and on multilabel/serve.py's page; headless Chromium and its driver run the page's browser test
 # (tests/test_page.py). Installed with apt-get when missing and running as root (CI), otherwise a hint.
 SYSTEM_PACKAGES := graphviz fonts-wqy-microhei chromium chromium-driver
 system-packages:
@@ -22,7 +22,7 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
 		echo "note: install $$missing (Debian/Ubuntu: sudo apt-get install $$missing) for the model diagram" \
-		     "and the Chinese labels in plot.py's figures, chromium for the page's browser test"; \
+		     "and the Chinese labels in multilabel/plot.py's figures, chromium for the page's browser test"; \
 	fi
 
 $(VENV)/.installed: requirements.txt
@@ -42,7 +42,7 @@ DEMO_WEIGHTS := weights/demo
 DEMO_FLAGS ?= --config configs/demo.toml
 
 $(DEMO_PRETRAINED)/bert_model.ckpt.index: | setup
-	$(PY) make_tiny_checkpoint.py $(DEMO_PRETRAINED)
+	$(PY) tools/make_tiny_checkpoint.py $(DEMO_PRETRAINED)
 
 demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
 	$(PY) main.py train $(DEMO_FLAGS) --weights $(DEMO_WEIGHTS) --overwrite

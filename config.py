@@ -9,7 +9,7 @@ Recipes (configs/*.toml) are files of flags: one section per command ([pretrain]
 [evaluate]), each key one of its flags with underscores (`encoder_lr = 1e-4`,
 `tune_thresholds = true`, `train = "data/sample-train.txt"`; paths from the current folder,
 as on the command line). `add_config_flag` gives a command `--config FILE`, whose section sets
-the flags' defaults, so a flag given on the command line overrides the file; recipe.py runs
+the flags' defaults, so a flag given on the command line overrides the file; multilabel/recipe.py runs
 the sections in turn. A key no flag has, or a value its flag would refuse, is one line naming
 the file and the key.
 No TensorFlow here, so `--help` stays instant.
@@ -106,7 +106,7 @@ class Config:
                                    # per_label (one T per label) or none; applied wherever scores leave the model
     group_by_length: int = 0       # training batches: sort each run of N batches' texts by length (0: off)
     seed: int = 42
-    strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (scale.py)
+    strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (multilabel/scale.py)
     precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
     long_text: str = 'truncate'    # truncate: the first maxlen tokens; chunk: overlapping windows of maxlen, scores max-pooled per text
     stride: int = 0               # chunk: tokens between window starts; 0 = half a window
@@ -329,7 +329,7 @@ _building = False  # parser_of: parsers hand themselves over instead of parsing
 
 
 def parser_of(parse_args):
-    """The parser a command's parse_args builds, taken before it parses anything: recipe.py checks
+    """The parser a command's parse_args builds, taken before it parses anything: multilabel/recipe.py checks
     a section against the flags of its command, and builds that command's flags."""
     global _building
     _building = True

@@ -7,7 +7,7 @@ Prints exact-match accuracy (a sample is right only when its whole predicted lab
 equals its true set) and sklearn's per-label classification report with the micro,
 macro, weighted and samples averages. Writes the same report, with the micro
 precision/recall-vs-threshold curve and the most confused label pairs, to report.json and
-report.csv (see report.py) for `python plot.py` to draw, and every wrongly predicted text,
+report.csv (see multilabel/report.py) for `python main.py plot` to draw, and every wrongly predicted text,
 with its line number, true and predicted labels and their scores, to errors.jsonl.
 """
 import os
@@ -40,7 +40,7 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
     """(exact-match accuracy, classification report text) of `classifier` on `samples`;
     with `report_dir`, also report.json and report.csv there."""
     import loader
-    import run
+    from multilabel import run
     from sklearn.metrics import accuracy_score, classification_report
     known = set(classifier.labels)
     unknown = sorted({label for s in samples for label in s.labels if label not in known})
@@ -55,7 +55,7 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
     report = classification_report(targets, predictions, target_names=classifier.labels,
                                    digits=4, zero_division=0)
     if report_dir:
-        import report as report_lib
+        from multilabel import report as report_lib
         written = report_lib.write(report_dir, report_lib.build(classifier.labels, targets, predictions, scores,
                                                                 classifier.threshold, classifier.top1_fallback))
         errors_path = os.path.join(report_dir, path.ERRORS_NAME)
@@ -67,7 +67,7 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
 def calibration_line(scores, targets, temperature):
     """The expected calibration error of the scores the model answers with, and of its raw
     scores (the temperature undone) when it has one."""
-    import calibration
+    from multilabel import calibration
     import numpy as np
     line = f'expected calibration error: {calibration.expected_calibration_error(scores, targets):.4f}'
     if np.any(np.asarray(temperature) != 1):

@@ -10,7 +10,7 @@ import random
 import numpy as np
 
 import config
-import compat  # noqa: F401  (environment for bert4keras, before TensorFlow)
+from multilabel import compat  # noqa: F401  (environment for bert4keras, before TensorFlow)
 import tensorflow as tf
 from bert4keras.tokenizers import Tokenizer, load_vocab
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -126,7 +126,7 @@ def encode_texts(tokenizer, texts, maxlen, progress=False):
 
 def window_stride(window, stride):
     """Tokens between the starts of two windows of `window` tokens: `stride`, or half a window
-    when it is 0. The one rule of every window reader (graph_tokenizer.py's too)."""
+    when it is 0. The one rule of every window reader (multilabel/graph_tokenizer.py's too)."""
     return stride or max(1, window // 2)  # max: a 1-token window (maxlen 3) would otherwise never move
 
 
@@ -222,10 +222,10 @@ def pad_batch(token_ids):
 
 
 def main(argv=None):
-    """`python loader.py --stats FILE [--maxlen N] [--json]`: the data report of stats.py."""
-    import stats
+    """`python loader.py --stats FILE [--maxlen N] [--json]`: the data report of multilabel/stats.py."""
+    from multilabel import stats
     parser = config.ArgumentParser(description='Data loading for the suite; --stats FILE prints a data report.',
-                                   epilog='Other flags go to stats.py (python stats.py --help).')
+                                   epilog='Other flags go to multilabel/stats.py (python main.py stats --help).')
     parser.add_argument('--stats', metavar='FILE', required=True, help='labelled file to report on')
     args, rest = parser.parse_known_args(argv)
     return stats.main([args.stats] + rest)

@@ -4,8 +4,8 @@ EMA) and FGM adversarial training in an eager `train_step` that works under tf.d
 import os
 import sys
 
-import compat
-from compat import keras, tf
+from multilabel import compat
+from multilabel.compat import keras, tf
 from bert4keras.models import build_transformer_model
 
 import config

@@ -17,7 +17,7 @@ CORPUS_TRAIN = os.path.join(DATA_DIR, 'multi-classification-train.txt')
 CORPUS_TEST = os.path.join(DATA_DIR, 'multi-classification-test.txt')
 SAMPLE_TRAIN = os.path.join(DATA_DIR, 'sample-train.txt')
 SAMPLE_TEST = os.path.join(DATA_DIR, 'sample-test.txt')
-SERVE_PAGE = os.path.join(ROOT, 'page.html')  # serve.py's page at GET /
+SERVE_PAGE = os.path.join(ROOT, 'multilabel', 'multilabel/page.html')  # the serve command's page at GET /
 
 PRETRAINED_MODELS = {
     'small': 'chinese_roformer-v2-char_L-6_H-384_A-6',
@@ -39,11 +39,11 @@ RESUME_DIR = 'resume'             # the last completed epoch's full training sta
 RESUME_STATE_NAME = 'state.json'  # epoch, best score, early-stopping counter, checkpoint name
 HISTORY_NAME = 'history.csv'      # one row per completed epoch: loss, validation exact match, learning rates
 TENSORBOARD_DIR = 'tensorboard'   # train.py --tensorboard without a folder
-REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by plot.py
+REPORT_NAME = 'report.json'       # evaluate.py: the whole evaluation, read by multilabel/plot.py
 REPORT_CSV_NAME = 'report.csv'    # evaluate.py: precision, recall, F1 and support per label
 ERRORS_NAME = 'errors.jsonl'      # evaluate.py: one JSON line per wrongly predicted text
-PLOTS_DIR = 'plots'               # plot.py's pictures, unless --out says otherwise
-SAVED_MODEL_DIR = 'saved_model'   # export.py's default output, inside the weights folder
+PLOTS_DIR = 'plots'               # multilabel/plot.py's pictures, unless --out says otherwise
+SAVED_MODEL_DIR = 'saved_model'   # multilabel/export.py's default output, inside the weights folder
 LOCK_NAME = '.lock'               # held by the run writing the folder (run.lock); gone when it ends
 SELF_PRETRAINED_DIR = os.path.join(PRETRAINED_DIR, 'self')  # pretrain.py's default output
 

@@ -22,7 +22,7 @@ import weakref
 
 import numpy as np
 
-import calibration
+from multilabel import calibration
 import config
 import path
 
@@ -96,7 +96,7 @@ def predict_scores(model, token_ids, batch_size=64, progress=False):
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)
-    from compat import keras
+    from multilabel.compat import keras
     score = _scoring_function(model) if isinstance(model, keras.Model) else model  # else an engine: Int8Model...
     for start in tqdm(starts, desc='predict', unit=' batches', leave=False, disable=not progress):
         rows = order[start:start + batch_size]
@@ -158,7 +158,7 @@ def resolve_precision(precision):
 def dtype_policy(name):
     """Keras' global dtype policy set to `name` inside the block. A model must be built and its
     graph traced under its policy (bert4keras' attention mixes dtypes otherwise)."""
-    from compat import keras
+    from multilabel.compat import keras
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(name)
     try:
@@ -170,9 +170,9 @@ def dtype_policy(name):
 def int8_model(model):
     """The Keras `model` as a TFLite model with dynamic-range int8 quantization (TensorFlow's own
     converter): the weights of every matrix multiply stored in int8, the activations quantized
-    per batch at run time, no calibration data. Builtin TFLite ops only (compat.py, fix 5).
+    per batch at run time, no calibration data. Builtin TFLite ops only (multilabel/compat.py, fix 5).
     Inputs token_ids and segment_ids, output the scores, as the SavedModel's serving_default."""
-    import compat
+    from multilabel import compat
     import tensorflow as tf
     spec = [tf.TensorSpec([None, None], tf.int32, name='token_ids'),
             tf.TensorSpec([None, None], tf.int32, name='segment_ids')]
@@ -187,7 +187,7 @@ def int8_model(model):
 
 class Int8Model:
     """A Keras model run in int8 by the TFLite interpreter; called like the scoring function:
-    (token_ids, segment_ids) -> scores. Not thread-safe: one caller at a time (serve.py scores
+    (token_ids, segment_ids) -> scores. Not thread-safe: one caller at a time (multilabel/serve.py scores
     on one worker thread)."""
 
     def __init__(self, model):
@@ -238,7 +238,7 @@ class Classifier:
             threshold = np.array([tuned[label] for label in self.labels])
         self.threshold = self.meta['threshold'] if threshold is None else threshold
         self.top1_fallback = self.meta['top1_fallback'] if top1_fallback is None else top1_fallback
-        # Fitted at the end of training (calibration.py); a folder written before has none: T = 1.
+        # Fitted at the end of training (multilabel/calibration.py); a folder written before has none: T = 1.
         try:
             self.temperature = calibration.from_json(self.meta.get('temperature', 1.0), self.labels)
         except ValueError as error:
@@ -392,7 +392,7 @@ def parse_args(argv=None):
     parser.add_argument('--file', help="file with one text per line, UTF-8 ('-' for standard input)")
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     parser.add_argument('--explain', action='store_true',
-                        help='for each predicted label, the characters that raised its score most (explain.py: '
+                        help='for each predicted label, the characters that raised its score most (multilabel/explain.py: '
                              'integrated gradients); after a tab, or under "explanations" with --json')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
     config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
@@ -407,7 +407,7 @@ def parse_args(argv=None):
 def explained_spans(classifier, text, labels=None):
     """{label: its top spans, [{start, end, text, weight}] in string offsets} for `labels` (the
     names the caller has decided for `text`; None: decided here), by explain.ANSWERED."""
-    import explain
+    from multilabel import explain
     indices = None if labels is None else [classifier.labels.index(label) for label in labels]
     return {found['label']: found['spans'] for found in explain.explain(classifier, text, indices, explain.ANSWERED)}
 

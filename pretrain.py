@@ -1,5 +1,5 @@
 """Pretraining of RoFormer-v2 on your own texts: masked language model (MLM) or ELECTRA's
-replaced-token detection (`--objective rtd`, rtd.py).
+replaced-token detection (`--objective rtd`, multilabel/rtd.py).
 
     python pretrain.py                                     # bundled sample -> pretrained/self/
     python pretrain.py --data ../shared/data --out pretrained/self-small --maxlen 64 --epochs 12
@@ -31,7 +31,7 @@ bert4keras' RoFormer-v2 one (`with_mlm`): dropout, then the transposed token-emb
 table (tied, no extra variables), applied here to the masked positions only, which skips
 the 12000-way softmax at the 85% of positions without a target.
 
-With --objective rtd the same masks go to a small generator (rtd.py) whose samples replace
+With --objective rtd the same masks go to a small generator (multilabel/rtd.py) whose samples replace
 the masked tokens; the model written learns for every token whether it was replaced. Its
 held-out figures (generator masked-token accuracy, replaced-token accuracy and recall) are
 recorded, but they measure a task that hardens as the generator learns, so the checkpoint
@@ -128,7 +128,7 @@ def read_inputs(args, cfg):
 def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
-    import run as run_lib
+    from multilabel import run as run_lib
     run_lib.refuse_finished_output(args.out, (path.CHECKPOINT_NAME + '.index',), args.resume, args.overwrite)
     with run_lib.lock(args.out):  # one run per folder, released even by kill -9
         run_lib.clean_litter(args.out)
@@ -139,11 +139,11 @@ def pretrain(args, cfg):
     import numpy as np
 
     import loader
-    import mlm
-    import rtd
-    import run as run_lib
-    import scale
-    from compat import keras
+    from multilabel import mlm
+    from multilabel import rtd
+    from multilabel import run as run_lib
+    from multilabel import scale
+    from multilabel.compat import keras
 
     scale.set_precision(cfg.precision)
     keras.utils.set_random_seed(cfg.seed)

@@ -71,9 +71,9 @@ def parse_args(argv=None):
 
 def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir):
     """After the last epoch, on the validation split with the best weights: the temperature
-    (calibration.py) saved in model.json, then the per-label thresholds, tuned on the
+    (multilabel/calibration.py) saved in model.json, then the per-label thresholds, tuned on the
     calibrated scores since those are the ones every command decides on."""
-    import calibration
+    from multilabel import calibration
     import numpy as np
     import predict
     from sklearn.metrics import accuracy_score
@@ -126,9 +126,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = config.from_args(args)
 
-    import run as run_lib
-    import scale
-    from compat import tf
+    from multilabel import run as run_lib
+    from multilabel import scale
+    from multilabel.compat import tf
 
     run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
@@ -146,13 +146,13 @@ def main(argv=None):
 
 
 def fine_tune(args, cfg, strategy, out_dir):
-    import history as history_lib
+    from multilabel import history as history_lib
     import loader
     import model as model_lib
     import predict
-    import run as run_lib
-    import scale
-    from compat import keras
+    from multilabel import run as run_lib
+    from multilabel import scale
+    from multilabel.compat import keras
     from sklearn.metrics import accuracy_score
 
     keras.utils.set_random_seed(cfg.seed)

@@ -149,7 +149,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
     import loader
     import model as model_lib
     import predict
-    import run
+    from multilabel import run
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])

@@ -31,7 +31,7 @@ import accuracy  # noqa: E402  (beside this script: its fine-tuning and scoring)
 import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
-import suggest  # noqa: E402
+from multilabel import suggest  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'active_learning.json')
 START_SEED = 42  # bench/accuracy.py's labelled share

@@ -5,7 +5,7 @@ thresholds tuned on the calibrated validation scores.
 
     python bench/calibrate.py --weights bench/weights/l4h256_mlm_90min_fgm_seed42
 
-This is what train.py now does at the end of every run (calibration.py); the script measures it
+This is what train.py now does at the end of every run (multilabel/calibration.py); the script measures it
 on a model trained before, from the model's own validation split (its seed and ratio, as
 recorded in its resume state). Prints a table; results in bench/results/calibration.json.
 """
@@ -34,7 +34,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import calibration
+    from multilabel import calibration
     import loader
     import predict
     from sklearn.metrics import accuracy_score

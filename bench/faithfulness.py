@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
-import explain  # noqa: E402
+from multilabel import explain  # noqa: E402
 import path  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'faithfulness.json')

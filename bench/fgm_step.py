@@ -55,7 +55,7 @@ def graph_mode_adversarial_training(model, embedding_name, epsilon):
 
 def measure(args):
     """Child process: median seconds per training step of one design."""
-    import compat
+    from multilabel import compat
     import numpy as np
     if args.design == 'graph':
         compat.tf.compat.v1.disable_eager_execution()

@@ -8,7 +8,7 @@ Rows (bench/results/inference.json):
 - float32, bfloat16, int8: predict.Classifier with that --precision; the time is the model on
   the texts' token ids (predict.predict_scores: batches of --batch-size, length-bucketed), the
   tokenizer not included, as in bench/speed.py.
-- text_export: export.py's SavedModel (`text` signature, in the precision auto picks here),
+- text_export: multilabel/export.py's SavedModel (`text` signature, in the precision auto picks here),
   loaded back and fed the raw strings in batches of --batch-size; its time includes the
   in-graph tokenization.
 Each row: sentences_per_second (best of --repeats passes, the paths' passes interleaved so a
@@ -87,7 +87,7 @@ def matmul_rooflines(size):
 
 def main(argv=None):
     args = parse_args(argv)
-    import export
+    from multilabel import export
     import loader
     import predict
     import speed  # bench/speed.py: the model's FLOPs on the actual tokens

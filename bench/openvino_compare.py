@@ -48,7 +48,7 @@ class OpenVINOEngine:
 
 def openvino_models(model, calibration_ids):
     """{'f32': ov.Model, 'int8': NNCF-quantized ov.Model} of the Keras `model`."""
-    import compat
+    from multilabel import compat
     import loader
     import nncf
     import openvino as ov

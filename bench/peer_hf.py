@@ -72,12 +72,12 @@ def train_batch(vocab_size):
 
 def ours(args):
     """Child process in the project's .venv: encode the texts, time our model, write both."""
-    import compat  # noqa: F401
+    from multilabel import compat  # noqa: F401
     import config
     import loader
     import model as model_lib
     import predict
-    from compat import keras
+    from multilabel.compat import keras
     texts = [s.text for s in loader.read_samples(args.test)][:args.texts]
     token_ids = loader.encode_texts(loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME)),
                                     texts, args.maxlen)

@@ -9,7 +9,7 @@ matter) at batch 32 x 64 tokens, 65 labels; every policy in this one process, th
 interleaved; the ratio is to float32's time. Accuracy: train.py itself with --precision on
 the bundled sample and a tiny generated checkpoint (make demo's settings, --epochs epochs),
 its best validation exact match, then the test exact match of those weights predicted in
-float32, as predict.py and serve.py do. Prints a table; results in bench/results/precision.json.
+float32, as predict.py and multilabel/serve.py do. Prints a table; results in bench/results/precision.json.
 """
 import argparse
 import contextlib
@@ -41,8 +41,8 @@ def step_times(precisions, steps, batch_size, seq_len):
     """
     import numpy as np
     import model as model_lib
-    import scale
-    from compat import keras
+    from multilabel import scale
+    from multilabel.compat import keras
     rng = np.random.default_rng(0)
     token_ids = rng.integers(5, 10000, size=(batch_size, seq_len)).astype('int32')
     inputs = [token_ids, np.zeros_like(token_ids)]
@@ -74,7 +74,7 @@ def accuracy(precision, pretrained, epochs):
     import evaluate
     import loader
     import predict
-    import scale
+    from multilabel import scale
     import train
     with tempfile.TemporaryDirectory() as weights:
         log = io.StringIO()  # the runs' progress bars and per-epoch lines would bury the table
@@ -98,7 +98,7 @@ def main(argv=None):
     parser.add_argument('--out', default=RESULTS, help='JSON results (default: %(default)s)')
     args = parser.parse_args(argv)
 
-    import make_tiny_checkpoint
+    from tools import make_tiny_checkpoint
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         pretrained = os.path.join(folder, 'tiny')

@@ -1,4 +1,4 @@
-"""Load test of serve.py: start the real server, hold C concurrent client connections over
+"""Load test of multilabel/serve.py: start the real server, hold C concurrent client connections over
 loopback for each C of --concurrency, check every answer against predict.Classifier, report
 throughput, latency, status counts and the server's peak memory.
 
@@ -51,14 +51,14 @@ def free_port():
 
 @contextlib.contextmanager
 def server_process(weights, *flags, timeout=180, output=None):
-    """serve.py in a subprocess on a free loopback port; yields (base URL, process) once /health answers.
+    """multilabel/serve.py in a subprocess on a free loopback port; yields (base URL, process) once /health answers.
 
     Its stdout and stderr (the access log among them) go to `output`, a file open for writing and
     reading (default: a temporary file), never to a pipe: a server writing a line per request
     would fill a pipe nobody reads and block on it.
     """
     port = free_port()
-    command = [sys.executable, os.path.join(ROOT, 'serve.py'), '--weights', weights, '--port', str(port), *flags]
+    command = [sys.executable, os.path.join(ROOT, 'main.py'), 'serve', '--weights', weights, '--port', str(port), *flags]
     log = output or tempfile.TemporaryFile('w+')
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f'http://127.0.0.1:{port}'
@@ -67,7 +67,7 @@ def server_process(weights, *flags, timeout=180, output=None):
         while True:
             if server.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(f'serve.py exited with {server.returncode}: {log.read()[-3000:]}')
+                raise RuntimeError(f'multilabel/serve.py exited with {server.returncode}: {log.read()[-3000:]}')
             try:
                 urllib.request.urlopen(url + '/health', timeout=5).read()
                 break
@@ -89,7 +89,7 @@ def server_process(weights, *flags, timeout=180, output=None):
 
 @contextlib.contextmanager
 def running_server(weights, *flags, timeout=180, output=None):
-    """serve.py in a subprocess; yields its base URL once /health answers."""
+    """multilabel/serve.py in a subprocess; yields its base URL once /health answers."""
     with server_process(weights, *flags, timeout=timeout, output=output) as (url, _):
         yield url
 
@@ -200,7 +200,7 @@ def random_weights(folder):
     import config
     import model as model_lib
     import train
-    from compat import keras
+    from multilabel.compat import keras
     pretrained = path.pretrained_dir('small')
     labels = [f'label-{i:02d}' for i in range(NUM_LABELS)]
     train.save_model_files(folder, config.Config(maxlen=64), labels, pretrained)
@@ -239,8 +239,8 @@ def measure(weights, requests=1000, concurrency=(8,), results=RESULTS, server_fl
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Load test of serve.py over loopback.',
-                                     epilog='Flags after -- go to serve.py, e.g. -- --max-queue 128 --precision float32')
+    parser = argparse.ArgumentParser(description='Load test of multilabel/serve.py over loopback.',
+                                     epilog='Flags after -- go to multilabel/serve.py, e.g. -- --max-queue 128 --precision float32')
     parser.add_argument('--weights', help='trained model folder (default: small architecture, random weights)')
     parser.add_argument('--requests', type=int, default=1000, help='requests per concurrency level (default: %(default)s)')
     parser.add_argument('--concurrency', type=int, nargs='+', default=[1, 8, 64, 512],

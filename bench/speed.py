@@ -4,7 +4,7 @@ so random ones serve):
 (a) inference sentences/second: one text at a time with `model.predict` (the old way),
     batched in file order with Keras' `predict_on_batch`, and batched with length bucketing
     through one graph for every shape (predict.predict_scores, what predict.py, evaluate.py
-    and serve.py do);
+    and multilabel/serve.py do);
 (b) the share of the machine's float32 matrix-multiply roofline those batched predictions
     reach: the model's FLOPs on the actual token counts / time / the best GFLOP/s of
     TensorFlow's matmul (oneDNN) and numpy's on large square matrices, measured here;
@@ -93,7 +93,7 @@ def inference(args, classifier, token_ids):
 def training_steps(args, config_path):
     """Seconds per training step of each (FGM, execution) variant on one batch of 32 full rows."""
     import model as model_lib
-    from compat import keras
+    from multilabel.compat import keras
     rng = np.random.default_rng(0)
     token_ids = rng.integers(5, path.read_json(config_path)['vocab_size'], size=(32, args.train_len)).astype('int32')
     targets = (rng.random((32, NUM_LABELS)) < 0.03).astype('float32')
@@ -124,7 +124,7 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     import model as model_lib
-    from compat import keras
+    from multilabel.compat import keras
     pretrained = args.pretrained
     config_path = os.path.join(pretrained, path.CONFIG_NAME)
     texts = [s.text for s in loader.read_samples(args.test)][:args.texts]

@@ -1,9 +1,9 @@
-"""A picture of serve.py's page (docs/page.png in the README), taken in headless Chromium.
+"""A picture of multilabel/serve.py's page (docs/page.png in the README), taken in headless Chromium.
 
     python docs/screenshot.py --weights weights/demo               # the model of `make demo`, to a temporary file
     python docs/screenshot.py --weights W --example 1 --out docs/page.png   # the README's picture
 
-Starts serve.py on a free loopback port, opens the page, clicks one of its example sentences
+Starts multilabel/serve.py on a free loopback port, opens the page, clicks one of its example sentences
 and saves the page once the scores are shown. Needs Debian's `chromium` and `chromium-driver`
 (`make setup` installs them as root) and selenium. tests/test_page.py opens the browser the
 same way.
@@ -61,7 +61,7 @@ def wait_for_result(driver, timeout=60):
 
 
 def parse_args(argv=None):
-    parser = config.ArgumentParser(description="Screenshot of serve.py's page with an example predicted.")
+    parser = config.ArgumentParser(description="Screenshot of multilabel/serve.py's page with an example predicted.")
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
     parser.add_argument('--example', type=int, default=0, help="which of the page's examples to click (default: 0)")
     # The tracked docs/page.png changes only when asked for by name.

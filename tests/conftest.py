@@ -7,7 +7,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import compat  # noqa: E402,F401  (tf-keras must be chosen before any test imports TensorFlow)
+from multilabel import compat  # noqa: E402,F401  (tf-keras must be chosen before any test imports TensorFlow)
 
 SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 
@@ -15,7 +15,7 @@ SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 @pytest.fixture(scope='session')
 def tiny_pretrained(tmp_path_factory):
     """A folder with bert_config.json, vocab.txt and bert_model.ckpt.* (official format)."""
-    import make_tiny_checkpoint
+    from tools import make_tiny_checkpoint
     folder = str(tmp_path_factory.mktemp('pretrained') / 'tiny')
     make_tiny_checkpoint.make_tiny_checkpoint(folder, [make_tiny_checkpoint.path.SAMPLE_TRAIN,
                                                        make_tiny_checkpoint.path.SAMPLE_TEST])

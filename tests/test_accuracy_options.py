@@ -11,7 +11,7 @@ import config
 import model as model_lib
 import path
 import predict
-from compat import keras
+from multilabel.compat import keras
 
 
 def test_tuned_thresholds_raise_exact_match_and_never_lower_it():

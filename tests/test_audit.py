@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-import audit
+from multilabel import audit
 import config
 import main
 import path

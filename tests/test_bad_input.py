@@ -20,8 +20,8 @@ from conftest import ROOT
     ('train.py', ['--train', 'no/such/file.txt'], 'no/such/file.txt: no such file'),
     ('evaluate.py', ['--weights', 'no/such/folder'], 'no trained model here'),
     ('predict.py', ['--weights', 'no/such/folder', '文本'], 'no trained model here'),
-    ('export.py', ['--weights', 'no/such/folder'], 'no trained model here'),
-    ('serve.py', ['--weights', 'no/such/folder'], 'no trained model here'),
+    ('main.py', ['export', '--weights', 'no/such/folder'], 'no trained model here'),
+    ('main.py', ['serve', '--weights', 'no/such/folder'], 'no trained model here'),
     ('train.py', ['--strategy', 'multiworker'], 'needs TF_CONFIG'),
 ])
 def test_scripts_report_bad_input_in_one_line(script, flags, message):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import calibration
+from multilabel import calibration
 import path
 import predict
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-import calibration
+from multilabel import calibration
 import path
 
 TEXTS = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车', '中国女排3比1击败日本队']

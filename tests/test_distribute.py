@@ -18,8 +18,8 @@ from conftest import ROOT
 SCRIPT = textwrap.dedent('''
     import os, sys
     sys.path.insert(0, {root!r})
-    import compat
-    from compat import tf, keras
+    from multilabel import compat
+    from multilabel.compat import tf, keras
     import numpy as np
     import config, model as model_lib, path, scale
 

@@ -136,10 +136,10 @@ def test_missing_weights_folder_says_to_train_first(tmp_path):
         predict.Classifier(str(tmp_path))
 
 
-@pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'predict.py', 'main.py', 'make_tiny_checkpoint.py',
-                                    'plot.py', 'stats.py', 'loader.py', 'export.py', 'serve.py',
+@pytest.mark.parametrize('script', ['train.py', 'evaluate.py', 'predict.py', 'main.py', 'tools/make_tiny_checkpoint.py',
+                                    'main.py plot', 'main.py stats', 'loader.py', 'main.py export', 'main.py serve',
                                     'bench/precision.py', 'bench/serve_load.py', 'bench/accuracy.py',
                                     'bench/speed.py', 'bench/fgm_step.py'])
 def test_every_script_has_help(script):
-    result = subprocess.run([sys.executable, script, '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, *script.split(), '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'usage:' in result.stdout

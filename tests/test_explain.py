@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-import calibration
-import explain
+from multilabel import calibration
+from multilabel import explain
 import loader
 import path
 import predict

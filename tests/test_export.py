@@ -1,4 +1,4 @@
-"""export.py writes a SavedModel that, loaded with tf.saved_model.load in a fresh process,
+"""multilabel/export.py writes a SavedModel that, loaded with tf.saved_model.load in a fresh process,
 gives the scores of predict.py: from token ids, and from raw text (the `text` signature,
 tokenized in the graph), texts over maxlen cut or read in windows (--long-text chunk); and the
 labels `python predict.py` prints, decided in the graph by the same rule and flags."""
@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-import calibration
+from multilabel import calibration
 import loader
 import path
 import predict
@@ -20,7 +20,7 @@ from conftest import ROOT, SHARED_DATA
 CLIENT = textwrap.dedent('''
     import json, os, sys
     sys.path.insert(0, {root!r})
-    import compat
+    from multilabel import compat
     import tensorflow as tf
     import loader, path
     folder = {folder!r}
@@ -37,9 +37,9 @@ CLIENT = textwrap.dedent('''
 
 @pytest.fixture(scope='module')
 def exported(trained, tmp_path_factory):
-    """(SavedModel folder, export.py's output) of the trained tiny model, in float32."""
+    """(SavedModel folder, multilabel/export.py's output) of the trained tiny model, in float32."""
     folder = str(tmp_path_factory.mktemp('export') / 'saved_model')
-    result = subprocess.run([sys.executable, 'export.py', '--weights', trained[0], '--out', folder,
+    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', trained[0], '--out', folder,
                              '--precision', 'float32'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result.stdout
@@ -129,7 +129,7 @@ def test_the_threshold_and_fallback_flags_reach_the_export(trained, tmp_path):
     weights, _ = trained
     folder = str(tmp_path / 'decided')
     flags = ['--threshold', '0.3', '--no-top1-fallback']
-    result = subprocess.run([sys.executable, 'export.py', '--weights', weights, '--out', folder, '--precision',
+    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', weights, '--out', folder, '--precision',
                              'float32', *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'threshold 0.3, top-1 fallback off' in result.stdout
@@ -150,7 +150,7 @@ def test_on_every_real_test_text_the_export_decides_as_predict_py(tmp_path):
     except ValueError:
         pytest.skip(f'no model trained on the real corpus in {REAL_WEIGHTS}')
     folder = str(tmp_path / 'real')
-    result = subprocess.run([sys.executable, 'export.py', '--weights', REAL_WEIGHTS, '--out', folder, '--precision',
+    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', REAL_WEIGHTS, '--out', folder, '--precision',
                              'float32'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     texts = [s.text for s in loader.read_samples(os.path.join(SHARED_DATA, 'multi-classification-test.txt'))]
@@ -161,7 +161,7 @@ def test_text_signature_chunks_long_texts_and_max_pools_windows(trained, tmp_pat
     weights, _ = trained
     texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车。' * 12, '地震' * 100 + '消防员赶到现场']
     folder = str(tmp_path / 'chunked')
-    result = subprocess.run([sys.executable, 'export.py', '--weights', weights, '--out', folder, '--precision',
+    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', weights, '--out', folder, '--precision',
                              'float32', '--long-text', 'chunk', '--stride', '10'],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

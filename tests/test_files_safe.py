@@ -54,7 +54,7 @@ def test_export_refuses_the_weights_folder_what_holds_it_and_what_is_in_it(user_
     project, weights = user_weights
     (weights / path.PLOTS_DIR).mkdir(exist_ok=True)
     before = snapshot(project)
-    result = run(os.path.join(ROOT, 'export.py'), '--weights', 'weights', '--out', out, cwd=project)
+    result = run(os.path.join(ROOT, 'main.py'), 'export', '--weights', 'weights', '--out', out, cwd=project)
     assert_refused(result, '--out')
     assert snapshot(project) == before, 'a refused export touched files'
 
@@ -64,19 +64,19 @@ def test_export_refuses_a_folder_that_is_not_an_earlier_export(user_weights, tmp
     mine = tmp_path / 'mine'
     mine.mkdir()
     (mine / 'data.csv').write_text('1,2\n')
-    result = run('export.py', '--weights', str(weights), '--out', str(mine))
+    result = run('main.py', 'export', '--weights', str(weights), '--out', str(mine))
     assert_refused(result, str(mine), 'not an export')
     assert snapshot(mine) == {'data.csv': hashlib.sha256(b'1,2\n').hexdigest()}
     # A file where the folder would go is not replaced either.
     file = tmp_path / 'file'
     file.write_text('x')
-    assert_refused(run('export.py', '--weights', str(weights), '--out', str(file)), str(file))
+    assert_refused(run('main.py', 'export', '--weights', str(weights), '--out', str(file)), str(file))
     assert file.read_text() == 'x'
 
 
 def test_export_marks_its_folder_replaces_only_its_own_and_a_failed_export_keeps_the_old(user_weights, tmp_path,
                                                                                           monkeypatch):
-    import export
+    from multilabel import export
     _, weights = user_weights
     out = tmp_path / 'exports' / 'model'
     export.main(['--weights', str(weights), '--out', str(out), '--precision', 'float32'])
@@ -86,7 +86,7 @@ def test_export_marks_its_folder_replaces_only_its_own_and_a_failed_export_keeps
     second = snapshot(out)
     assert set(second) == set(first)
 
-    from compat import tf
+    from multilabel.compat import tf
 
     def broken(*args, **kwargs):
         raise RuntimeError('disk full')

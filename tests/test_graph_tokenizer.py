@@ -1,4 +1,4 @@
-"""graph_tokenizer.py: the in-graph tokenizer gives bert4keras' token ids on hard cases, on every
+"""multilabel/graph_tokenizer.py: the in-graph tokenizer gives bert4keras' token ids on hard cases, on every
 code point of Unicode's first three planes, on the bundled sample and (where ../shared exists)
 on every text of the real corpus; its long-text windows follow config.py's rule."""
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import graph_tokenizer
+from multilabel import graph_tokenizer
 import loader
 import path
 from conftest import SHARED_DATA

@@ -12,7 +12,7 @@ import config
 import main
 from conftest import ROOT
 
-COMMANDS = [*main.COMMANDS, 'main', 'loader', 'make_tiny_checkpoint']
+COMMANDS = [*main.COMMANDS, 'main', 'loader', 'tools.make_tiny_checkpoint']
 
 
 class Captured(Exception):
@@ -24,7 +24,7 @@ def parser_of(command, monkeypatch):
         raise Captured(self)
     monkeypatch.setattr(config.ArgumentParser, 'parse_known_args', capture)
     with pytest.raises(Captured) as captured:
-        importlib.import_module(command).main([])
+        importlib.import_module(main.MODULES.get(command, command)).main([])
     return captured.value.args[0]
 
 

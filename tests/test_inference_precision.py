@@ -1,5 +1,5 @@
 """Inference --precision (predict.py decides): auto's choice, bfloat16 and int8 scoring close to
-float32, the scripts' flag, and export.py's int8 model file."""
+float32, the scripts' flag, and multilabel/export.py's int8 model file."""
 import os
 
 import numpy as np
@@ -9,7 +9,7 @@ import config
 import loader
 import path
 import predict
-from compat import keras
+from multilabel.compat import keras
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +56,7 @@ def test_scripts_take_the_precision_flag(trained, capsys, tmp_path):
 
 
 def test_export_int8_writes_a_tflite_model_that_scores_as_the_int8_path(trained, texts, int8_classifier, tmp_path):
-    import export
+    from multilabel import export
     import tensorflow as tf
     export.export(trained[0], str(tmp_path), 'int8')
     assert path.read_json(str(tmp_path / path.META_NAME))['precision'] == 'int8'

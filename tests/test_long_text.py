@@ -10,7 +10,7 @@ import config
 import evaluate
 import loader
 import predict
-from compat import keras
+from multilabel.compat import keras
 
 
 def test_window_starts_follow_the_rule():
@@ -96,6 +96,6 @@ def test_predict_and_evaluate_take_the_flags(trained, tmp_path):
         accuracy = evaluate.main(['--weights', weights, '--test', str(test_file), '--report-dir', str(tmp_path),
                                   '--long-text', 'chunk'])
     assert 0.0 <= accuracy <= 1.0
-    import serve
+    from multilabel import serve
     args = serve.parse_args(['--long-text', 'chunk', '--stride', '8'])
     assert (args.long_text, args.stride) == ('chunk', 8)

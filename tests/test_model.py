@@ -1,4 +1,4 @@
-"""model.py and compat.py: checkpoint format, layered learning rates, the EMA fix, FGM."""
+"""model.py and multilabel/compat.py: checkpoint format, layered learning rates, the EMA fix, FGM."""
 import os
 import shutil
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import compat
+from multilabel import compat
 import config
 import model as model_lib
 import path
-from compat import keras
+from multilabel.compat import keras
 
 
 def test_checkpoint_round_trip_is_bit_identical(tiny_pretrained, tmp_path):

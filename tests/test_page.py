@@ -1,4 +1,4 @@
-"""serve.py's page at GET /, in a real browser: headless Chromium through chromedriver, driven by
+"""multilabel/serve.py's page at GET /, in a real browser: headless Chromium through chromedriver, driven by
 selenium, against the real server on the tiny trained model. Skips, saying why, where no browser
 is installed (`make setup` installs Debian's chromium and chromium-driver as root)."""
 import os
@@ -65,7 +65,7 @@ def shown_labels(driver):
 
 @pytest.fixture(scope='module')
 def classifier(trained):
-    """In the inference precision that `python predict.py` and serve.py use by default."""
+    """In the inference precision that `python predict.py` and multilabel/serve.py use by default."""
     import config
     import predict
     return predict.Classifier(trained[0], precision=config.DEFAULTS.inference_precision)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import evaluate
-import history
+from multilabel import history
 import path
-import plot
-import report as report_lib
+from multilabel import plot
+from multilabel import report as report_lib
 from conftest import ROOT
 
 FIGURES = ('training.png', 'f1_by_label.png', 'threshold.png', 'confused_pairs.png', 'reliability.png', 'model.png')
@@ -176,7 +176,7 @@ def test_plot_draws_every_figure_as_a_png(evaluated, tmp_path):
 
 
 def test_plot_with_nothing_to_draw_says_what_to_run(tmp_path):
-    result = subprocess.run([sys.executable, 'plot.py', '--weights', str(tmp_path)], cwd=ROOT,
+    result = subprocess.run([sys.executable, 'main.py', 'plot', '--weights', str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert 'nothing to draw: run train.py and evaluate.py first' in result.stderr

@@ -9,7 +9,7 @@ import pytest
 import config
 import model as model_lib
 import path
-from compat import keras, tf
+from multilabel.compat import keras, tf
 
 
 def test_auto_weights_are_capped_square_root_inverse_frequencies():

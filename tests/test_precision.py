@@ -6,8 +6,8 @@ import pytest
 
 import config
 import model as model_lib
-import scale
-from compat import keras
+from multilabel import scale
+from multilabel.compat import keras
 from test_model import batch, config_without_dropout, tiny_classifier  # noqa: F401  (fixture)
 
 

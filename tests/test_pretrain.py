@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-import history
+from multilabel import history
 import path
 from conftest import ROOT
 
@@ -52,8 +52,8 @@ def test_pretraining_writes_the_official_layout_and_its_history(self_pretrained)
 
 
 def test_the_written_checkpoint_loads_through_train_py_bit_identical(self_pretrained, tmp_path):
-    import compat
-    import mlm
+    from multilabel import compat
+    from multilabel import mlm
     import model as model_lib
     import tensorflow as tf
     out, _ = self_pretrained
@@ -175,8 +175,8 @@ def test_rtd_writes_the_discriminator_in_the_official_layout(rtd_pretrained, tmp
 
 def test_rtd_generator_shares_the_token_table_and_is_narrower(tiny_pretrained):
     import loader
-    import mlm
-    import rtd
+    from multilabel import mlm
+    from multilabel import rtd
     import config
     bert_config = path.read_json(os.path.join(tiny_pretrained, path.CONFIG_NAME))
     tokenizer = loader.load_tokenizer(os.path.join(tiny_pretrained, path.VOCAB_NAME))

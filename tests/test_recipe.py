@@ -16,7 +16,7 @@ import config
 import loader
 import path
 import pretrain
-import recipe
+from multilabel import recipe
 import train
 from conftest import ROOT
 

@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-import calibration
+from multilabel import calibration
 import evaluate
 import path
-import plot
-import report as report_lib
+from multilabel import plot
+from multilabel import report as report_lib
 
 LABELS = ['人生-死亡', '人生-结婚', '司法行为-拘捕', '其他']
 

@@ -8,7 +8,7 @@ import time
 import h5py
 import pytest
 
-import history
+from multilabel import history
 import path
 from conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""The run machinery (run.py): one line per epoch off a terminal, litter of killed runs removed at
+"""The run machinery (multilabel/run.py): one line per epoch off a terminal, litter of killed runs removed at
 the next start, one run per folder with a lock that dies with its process."""
 import os
 import re
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import path
-import run
+from multilabel import run
 from conftest import ROOT
 
 HOLD_LOCK = ('import sys, time, run\n'
@@ -53,7 +53,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_kill_9_leaves_no_stale_l
         assert holder.stdout.readline().strip() == 'locked'
         for command in (['train.py', '--pretrained', tiny_pretrained, '--weights', weights, '--epochs', '1'],
                         ['pretrain.py', '--init', tiny_pretrained, '--out', weights, '--epochs', '1'],
-                        ['export.py', '--weights', weights]):
+                        ['main.py', 'export', '--weights', weights]):
             second = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert second.returncode == 1, command
             assert f'error: {weights}: in use by another run (pid {holder.pid}' in second.stderr, second.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""serve.py, the real server on a loopback port: answers, errors, batching, a bounded load
+"""multilabel/serve.py, the real server on a loopback port: answers, errors, batching, a bounded load
 test (bench/serve_load.py's code) whose every answer must equal predict.Classifier's, overload
 shed with 503 + Retry-After, per-request timeouts, and SIGTERM answering what is in flight;
 hostile bodies answered with a short 4xx that echoes nothing, a busy port said in one line,
@@ -178,7 +178,7 @@ def test_a_busy_port_is_one_line_before_any_serving_line(trained):
         taken.bind(('127.0.0.1', 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, 'serve.py', '--weights', trained[0], '--port', str(port)], cwd=ROOT,
+        result = subprocess.run([sys.executable, 'main.py', 'serve', '--weights', trained[0], '--port', str(port)], cwd=ROOT,
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and 'serving' not in result.stdout, result.stdout
     assert result.stderr.strip().splitlines() == [
@@ -269,7 +269,7 @@ class SlowClassifier:
 
 
 def test_batcher_sheds_a_full_queue_at_once_and_times_out_slow_answers():
-    import serve
+    from multilabel import serve
 
     async def scenario():
         classifier = SlowClassifier(0.3)

@@ -1,4 +1,4 @@
-"""The data report: `python loader.py --stats FILE`, `python stats.py FILE`, `python main.py stats FILE`."""
+"""The data report: `python loader.py --stats FILE`, `python main.py stats FILE`, `python main.py stats FILE`."""
 import json
 import os
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 
 import loader
 import path
-import stats
+from multilabel import stats
 from conftest import ROOT
 
 VOCAB = os.path.join(path.pretrained_dir('small'), path.VOCAB_NAME)
@@ -77,7 +77,7 @@ def test_loader_and_main_print_the_report(tmp_path):
 
 
 def test_a_missing_file_is_one_line_error():
-    result = subprocess.run([sys.executable, 'stats.py', 'no/such/file.txt'], cwd=ROOT,
+    result = subprocess.run([sys.executable, 'main.py', 'stats', 'no/such/file.txt'], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == 'error: no/such/file.txt: no such file'

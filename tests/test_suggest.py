@@ -5,11 +5,11 @@ import sys
 import numpy as np
 import pytest
 
-import audit
+from multilabel import audit
 import loader
 import path
 import predict
-import suggest
+from multilabel import suggest
 from conftest import ROOT
 
 

@@ -1,4 +1,4 @@
-"""compat.py fix 6: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them,
+"""multilabel/compat.py fix 6: TensorFlow's C++ start-up lines stay off stderr unless TF_CPP_MIN_LOG_LEVEL asks for them,
 and a program that imports the library keeps its own stderr."""
 import os
 import re
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-import compat
+from multilabel import compat
 from conftest import ROOT
 
 # The lines TensorFlow 2.21 prints while its libraries load, before TF_CPP_MIN_LOG_LEVEL reaches Abseil.
@@ -32,7 +32,7 @@ def test_a_script_that_loads_a_model_prints_no_tensorflow_start_up_line(trained)
 def test_the_lines_are_still_there_when_the_log_level_asks_for_them():
     # TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's INFO lines: the filter applies the variable, it does
     # not swallow stderr (and this test's pattern does find the lines when they are printed).
-    code = 'import compat, sys; print("after the import", file=sys.stderr)'
+    code = 'from multilabel import compat; import sys; print("after the import", file=sys.stderr)'
     shown = run(['-c', code], TF_CPP_MIN_LOG_LEVEL='0')
     assert shown.returncode == 0, shown.stderr
     assert 'absl::InitializeLog' in shown.stderr and re.search(r'^I\d{4} .*port\.cc:\d+\] oneDNN', shown.stderr, re.M)
@@ -63,7 +63,7 @@ import os, sys, threading
 sys.path.insert(0, sys.argv[1])
 given = os.fstat(2)
 from predict import predict  # noqa: F401
-import compat  # noqa: F401  (imports TensorFlow through the filter)
+from multilabel import compat  # noqa: F401  (imports TensorFlow through the filter)
 now = os.fstat(2)
 os.write(2, b'os.write after the import\\n')
 print('sys.stderr after the import', file=sys.stderr, flush=True)

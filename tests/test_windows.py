@@ -5,7 +5,7 @@ import os
 import pytest
 import tensorflow as tf
 
-import graph_tokenizer
+from multilabel import graph_tokenizer
 import loader
 import path
 

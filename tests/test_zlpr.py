@@ -11,7 +11,7 @@ import config
 import model as model_lib
 import path
 import predict
-from compat import keras, tf
+from multilabel.compat import keras, tf
 
 
 def zlpr_by_hand(targets, logits):
@@ -46,7 +46,7 @@ def test_zlpr_reads_the_logits_not_an_inverse_sigmoid():
 
 @pytest.mark.parametrize('precision', ['float32', 'mixed_bfloat16'])
 def test_zlpr_trains_with_fgm_and_its_decision_is_sigmoid_over_one_half(tiny_pretrained, precision):
-    import scale
+    from multilabel import scale
     scale.set_precision(precision)
     try:
         keras.utils.set_random_seed(0)

@@ -24,9 +24,9 @@ import sys
 import time
 
 import config
-import history as history_lib
+from multilabel import history as history_lib
 import path
-from compat import keras, tf
+from multilabel.compat import keras, tf
 
 # path.atomic_write's and atomic_write_folder's temporaries: '.' + name + random + '.tmp' + extension.
 LITTER = re.compile(r'^\..+\.tmp(\.[^.]+)*$')
@@ -79,7 +79,7 @@ def clean_litter(folder, only=None):
     """Remove what an interrupted run left in `folder` and its resume/ folder; returns the paths removed.
 
     Call it under `lock(folder)`: then no temporary can belong to a live run. With `only`, a
-    name in `folder`: just that name's temporaries (export.py's, in a folder it does not own).
+    name in `folder`: just that name's temporaries (multilabel/export.py's, in a folder it does not own).
     """
     removed = []
     resume_dir = os.path.join(folder, path.RESUME_DIR)

@@ -1,9 +1,9 @@
 """Export a trained model as a TensorFlow SavedModel, for TF Serving or any TensorFlow runtime.
 
-    python export.py                                  # weights/ -> weights/saved_model/
-    python export.py --weights weights --out /srv/models/labels/1
-    python export.py --threshold 0.4 --no-top1-fallback   # the decision the `text` signature makes
-    python export.py --long-text chunk --stride 32    # the text signature reads long texts in windows
+    python main.py export                                  # weights/ -> weights/saved_model/
+    python main.py export --weights weights --out /srv/models/labels/1
+    python main.py export --threshold 0.4 --no-top1-fallback   # the decision the `text` signature makes
+    python main.py export --long-text chunk --stride 32    # the text signature reads long texts in windows
 
 Three signatures:
 - `serving_default` takes `token_ids` and `segment_ids` (int32, [batch, length], padded with 0)
@@ -16,7 +16,7 @@ Three signatures:
   (predict.decide_graph), computed in the graph: --threshold, else the per-label thresholds
   training tuned, else the model's own threshold; then the top-1 fallback as saved with the
   model, unless --top1-fallback / --no-top1-fallback says otherwise. It tokenizes inside the
-  graph with core TensorFlow ops only (graph_tokenizer.py: the same ids as bert4keras'
+  graph with core TensorFlow ops only (multilabel/graph_tokenizer.py: the same ids as bert4keras'
   Tokenizer), so stock TF Serving runs it on raw text. Texts over maxlen tokens are cut, or
   with --long-text chunk read as overlapping windows whose scores are max-pooled per text.
 - `label_names` takes nothing and returns `label_names` (string, [labels]): the names of the
@@ -97,11 +97,11 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     """Write the SavedModel of the trained model in `weights_dir` to `out_dir`, files beside it;
     threshold/top1_fallback: the decision of the text signature (None: the model's own)."""
     check_out(weights_dir, out_dir)
-    import calibration
-    import graph_tokenizer
+    from multilabel import calibration
+    from multilabel import graph_tokenizer
     import predict
-    import run
-    from compat import tf
+    from multilabel import run
+    from multilabel.compat import tf
     classifier = predict.Classifier(weights_dir, threshold, top1_fallback,
                                     precision='float32' if precision == 'int8' else precision)
     model = classifier.model
@@ -147,7 +147,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     meta.update(precision=precision if precision == 'int8' else classifier.precision, long_text=long_text,
                 stride=stride, top1_fallback=classifier.top1_fallback,
                 **({} if per_label else {'threshold': classifier.threshold_json()}))
-    meta[EXPORT_MARK] = {'written_by': 'export.py', 'signatures': [SIGNATURE, TEXT_SIGNATURE, NAMES_SIGNATURE]}
+    meta[EXPORT_MARK] = {'written_by': 'multilabel/export.py', 'signatures': [SIGNATURE, TEXT_SIGNATURE, NAMES_SIGNATURE]}
 
     def write(folder):
         with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # graphs traced in the model's precision
@@ -171,7 +171,7 @@ def main(argv=None):
     args = parse_args(argv)
     check_out(args.weights, args.out)  # before anything is loaded, or written by the lock
     import predict
-    import run
+    from multilabel import run
     if not os.path.isdir(args.weights):
         predict.load_meta(args.weights)  # refused with the reason before the lock would create the folder
     with run.lock(args.weights):  # never export a folder a training run is writing

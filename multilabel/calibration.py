@@ -1,7 +1,7 @@
 """Calibration of the sigmoid scores: a temperature fitted on held-out logits, and how honest
 the scores are (expected calibration error and the reliability table).
 
-    import calibration
+    from multilabel import calibration
     logits = calibration.model_logits(classifier.model, token_ids)       # exact logits of the Keras model
     temperature = calibration.fit_temperature(logits, targets)           # one number; per_label=True: one per label
     scores = calibration.apply(classifier.scores(texts), temperature)    # calibrated scores

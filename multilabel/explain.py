@@ -1,7 +1,7 @@
 """Which characters of a text raised a label's score: per-character attributions, the top
 spans, and a check that they are faithful.
 
-    import explain
+    from multilabel import explain
     explain.explain(classifier, text)                    # the decided labels, by occlusion
     explain.explain(classifier, text, [3], 'integrated_gradients', top_k=3)
     # -> [{'label': ..., 'index': 3, 'score': 0.91,
@@ -61,7 +61,7 @@ def encode(classifier, text):
 
 def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
     """Per text, [tokens without [CLS]/[SEP], its labels] score drops when each token is [MASK]."""
-    import calibration
+    from multilabel import calibration
     import predict
     mask = classifier.tokenizer.token_to_id('[MASK]')
     rows = []
@@ -169,7 +169,7 @@ def decided_labels(classifier, scores):
 def explain(classifier, text, label_indices=None, method='occlusion', top_k=TOP_K, steps=STEPS):
     """For each label (default: the labels decided for `text`): {label, index, score,
     attributions (one per character of text), spans (the top_k, see the module's notes)}."""
-    import calibration
+    from multilabel import calibration
     import predict
     token_ids, characters = encode(classifier, text)
     score = calibration.apply(predict.predict_scores(classifier.engine, [token_ids]),  # the answered scores

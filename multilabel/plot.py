@@ -1,8 +1,8 @@
 """Pictures of what the model learned, drawn to PNG files without a display.
 
-    python plot.py                    # weights/history.csv and weights/report.json -> weights/plots/*.png
-    python plot.py --diagram          # also the model diagram (needs Graphviz's `dot`)
-    python plot.py --weights W --report-dir R --out docs
+    python main.py plot                    # weights/history.csv and weights/report.json -> weights/plots/*.png
+    python main.py plot --diagram          # also the model diagram (needs Graphviz's `dot`)
+    python main.py plot --weights W --report-dir R --out docs
 
 Draws whatever its inputs exist for:
 
@@ -221,7 +221,7 @@ def plot_diagram(weights_dir, png_path):
         raise config.InputError("the model diagram needs Graphviz's `dot` (Debian/Ubuntu: apt-get install graphviz, "
                                 'or run `make setup` as root)')
     import model as model_lib
-    from compat import keras
+    from multilabel.compat import keras
     labels = path.read_json(os.path.join(weights_dir, path.LABELS_NAME))
     classifier = model_lib.build_classifier(os.path.join(weights_dir, path.CONFIG_NAME), len(labels))
     path.atomic_write(png_path, lambda temporary: keras.utils.plot_model(

@@ -13,7 +13,7 @@ logits held constant), as in ELECTRA. Sampling never proposes a special token ([
 [CLS], [MASK], ...), and a sample equal to the original token counts as not replaced.
 """
 
-from compat import keras, tf
+from multilabel.compat import keras, tf
 from bert4keras.models import build_transformer_model
 
 HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'rtd_loss', 'rtd_acc', 'replaced_recall',

@@ -1,7 +1,7 @@
 """The evaluation report, built once: exact match, per-label scores, the threshold curve and
-the most confused label pairs. evaluate.py writes it as JSON and CSV; plot.py draws it.
+the most confused label pairs. evaluate.py writes it as JSON and CSV; multilabel/plot.py draws it.
 
-    report.json          everything below, for plot.py and other programs
+    report.json          everything below, for multilabel/plot.py and other programs
     report.csv           label, precision, recall, f1, support, threshold: one row per label, then the averages
     report_parents.csv   parent, labels, precision, recall, f1, support, texts, exact_match: one row per parent
 
@@ -13,13 +13,13 @@ evaluate.py prints.
 and support over its labels, and the exact match of the texts whose true labels all belong
 to it (`texts` of them; null exact match when there are none). In a CSV of its own, since
 report.csv's rows are labels. `calibration`: calibration.summary of the scores (the ECE,
-the ECE above the first bin, the reliability table plot.py draws).
+the ECE above the first bin, the reliability table multilabel/plot.py draws).
 """
 import os
 
 import numpy as np
 
-import calibration
+from multilabel import calibration
 import path
 
 AVERAGES = ('micro avg', 'macro avg', 'weighted avg', 'samples avg')

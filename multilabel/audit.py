@@ -1,8 +1,8 @@
 """Data audit: the lines of a labelled file whose labels look wrong, before training on it.
 
-    python audit.py ../shared/data/multi-classification-train.txt     # also: python main.py audit FILE
-    python audit.py FILE --top 50 --out audit.json                     # table of 50, all of it as JSON
-    python audit.py FILE --json                                        # the JSON on stdout instead of the table
+    python main.py audit ../shared/data/multi-classification-train.txt     # also: python main.py audit FILE
+    python main.py audit FILE --top 50 --out audit.json                     # table of 50, all of it as JSON
+    python main.py audit FILE --json                                        # the JSON on stdout instead of the table
 
 Three checks, ranked together:
 1. Likely mislabelled lines. A fast model (TF-IDF over character 1-3-grams + one
@@ -61,7 +61,7 @@ def out_of_fold_probabilities(texts, targets, folds, seed):
     from sklearn.pipeline import make_pipeline
     from tqdm import tqdm
 
-    import run
+    from multilabel import run
     texts = np.array(texts, dtype=object)
     probabilities = np.zeros(targets.shape, dtype='float64')
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
@@ -88,7 +88,7 @@ def conflicting_near_duplicates(texts, label_sets, threshold, chunk=512):
     """{line index: [(other index, cosine)]} for texts at least `threshold` alike with other labels."""
     from tqdm import tqdm
 
-    import run
+    from multilabel import run
     features = vectorizer().fit_transform(texts)  # rows are L2-normalised: a dot product is the cosine
     found = collections.defaultdict(list)
     for start in tqdm(range(0, len(texts), chunk), desc='near-duplicates', unit=' chunks', leave=False,
@@ -151,7 +151,7 @@ def audit(samples, folds=5, similarity=0.9, min_count=10, min_f1=0.5, seed=42):
 
 
 def format_audit(report, name, top):
-    """The audit as the text `python audit.py` prints: counts, the rare labels, the top lines."""
+    """The audit as the text `python main.py audit` prints: counts, the rare labels, the top lines."""
     fast = report['fast_model']
     out = [f'{name}: {report["lines"]} lines, {report["labels"]} labels',
            f'fast model, {fast["folds"]}-fold out-of-fold: exact match {fast["out_of_fold_exact_match"]:.4f}, '

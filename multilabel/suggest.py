@@ -1,12 +1,12 @@
 """What to label next: unlabelled texts ranked for labelling, written in the data format with
 the model's labels pre-filled, so a person only corrects them.
 
-    python suggest.py --weights weights --texts unlabelled.txt -n 200 --out to-label.txt
+    python main.py suggest --weights weights --texts unlabelled.txt -n 200 --out to-label.txt
     python main.py suggest --weights weights --texts unlabelled.txt -n 200 --out to-label.txt --overwrite
 
 In Python:
 
-    import suggest
+    from multilabel import suggest
     suggest.rank(classifier, texts, n, diversity=suggest.DIVERSITY)
     # -> [{'index': 17, 'text': ..., 'labels': [...], 'uncertainty': 0.83}, ...] best first
 
@@ -15,11 +15,11 @@ thresholds, top-1 fallback) is wrong, reading each score as the probability of i
 1 - prod over labels of (score if decided, else 1 - score). It is what exact match counts
 (one wrong label makes the whole text wrong), it weighs all labels at once (two borderline
 labels doubt a text more than one) and it follows the thresholds through the decided set.
-It is only as good as the scores are honest: on a calibrated model (calibration.py) they are.
+It is only as good as the scores are honest: on a calibrated model (multilabel/calibration.py) they are.
 
 Diversity: the top N are chosen greedily; each pick is the text of highest
 uncertainty - DIVERSITY x (its highest cosine similarity to the texts already picked), on
-TF-IDF over character 1-3-grams (audit.py's features): cheap, independent of the model,
+TF-IDF over character 1-3-grams (multilabel/audit.py's features): cheap, independent of the model,
 and what near-duplicates share (a news item reworded), which the model's uncertainty would
 rank side by side. At DIVERSITY 1 a near-duplicate (cosine 0.9) of a pick loses more than
 nearly any text's uncertainty, so near-duplicates come last; 0 ranks by uncertainty alone.
@@ -64,7 +64,7 @@ def select(doubt, features, n, diversity=DIVERSITY):
 
 def rank(classifier, texts, n, diversity=DIVERSITY, batch_size=64, progress=False):
     """The n texts (or all, when fewer) to label next, best first: {index, text, labels, uncertainty}."""
-    import audit
+    from multilabel import audit
     scores = classifier.scores(texts, batch_size, progress)
     doubt, decided = uncertainty(scores, classifier.threshold, classifier.top1_fallback)
     features = audit.vectorizer().fit_transform(texts) if diversity else None
@@ -111,7 +111,7 @@ def main(argv=None):
         raise config.InputError(f'{args.out}: already exists; pass --overwrite to replace it')
     import loader
     import predict
-    import run
+    from multilabel import run
     texts = loader.read_texts(args.texts)
     print(f'read {len(texts)} texts from {args.texts}', flush=True)
     classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)

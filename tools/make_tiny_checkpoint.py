@@ -1,6 +1,6 @@
 """Write a tiny RoFormer-v2 checkpoint in the official release's format, for tests and demos.
 
-    python make_tiny_checkpoint.py pretrained/tiny --texts data/sample-train.txt
+    python tools/make_tiny_checkpoint.py pretrained/tiny --texts data/sample-train.txt
 
 The folder gets bert_config.json, vocab.txt and bert_model.ckpt.{index,data-00000-of-00001,meta}
 with the official variable names (bert/embeddings/word_embeddings, ...), so it loads through
@@ -9,9 +9,12 @@ cannot be downloaded on every machine; this lets that path be tested anywhere.
 """
 import json
 import os
+import sys
 
-import config
-import path
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from tools/
+
+import config  # noqa: E402
+import path  # noqa: E402
 
 SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
@@ -44,7 +47,7 @@ def character_vocab(text_files):
 
 def make_tiny_checkpoint(folder, text_files, hidden_size=32, layers=2, heads=2, seed=0):
     """Write the checkpoint folder, whole or not at all; returns {variable name: value} as written."""
-    import compat
+    from multilabel import compat
     import model as model_lib
     vocab = character_vocab(text_files)
     values = {}

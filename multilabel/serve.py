@@ -1,8 +1,8 @@
 """Serve a trained model over HTTP: JSON in, labels and scores out (FastAPI + uvicorn).
 
-    python serve.py                                   # weights/, http://127.0.0.1:8000
-    # then open http://127.0.0.1:8000/ in a browser: a page to try the model (page.html)
-    python serve.py --weights weights --port 8080 --max-batch 64 --max-wait-ms 5
+    python main.py serve                                   # weights/, http://127.0.0.1:8000
+    # then open http://127.0.0.1:8000/ in a browser: a page to try the model (multilabel/page.html)
+    python main.py serve --weights weights --port 8080 --max-batch 64 --max-wait-ms 5
 
     curl -s localhost:8000/predict -d '{"text": "青岛地铁施工段坍塌致3人遇难"}'
     curl -s localhost:8000/predict -d \
@@ -258,7 +258,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
         model_config = pydantic.ConfigDict(extra='forbid')
         text: Optional[Text] = None
         texts: Optional[Annotated[list[Text], pydantic.Field(min_length=1, max_length=max_texts)]] = None
-        explain: bool = False  # with "text": the characters that raised each predicted label (explain.py)
+        explain: bool = False  # with "text": the characters that raised each predicted label (multilabel/explain.py)
 
         @pydantic.model_validator(mode='after')
         def one_of_text_and_texts(self):
@@ -290,7 +290,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
     async def overloaded(request, error):
         return JSONResponse({'detail': str(error)}, status_code=503, headers={'Retry-After': str(error.retry_after)})
 
-    page = open(path.SERVE_PAGE, encoding='utf-8').read()  # read once; the page's HTML and JS live in page.html
+    page = open(path.SERVE_PAGE, encoding='utf-8').read()  # read once; the page's HTML and JS live in multilabel/page.html
 
     @app.get('/', include_in_schema=False)
     async def index():

@@ -1,6 +1,6 @@
 """bert4keras' Tokenizer as TensorFlow graph ops: raw strings in, the same token ids out.
 
-export.py folds it into the SavedModel, so a client (stock TF Serving included) sends text and
+multilabel/export.py folds it into the SavedModel, so a client (stock TF Serving included) sends text and
 no client has to reimplement the tokenizer. Only core TensorFlow ops (string, ragged, hash
 table): no tensorflow-text, whose ops stock TF Serving does not register.
 
@@ -22,7 +22,7 @@ of cut (`windows`), by loader's one window rule (`window_starts`, `window_stride
 import sys
 import unicodedata
 
-import compat  # noqa: F401  (tf-keras environment before TensorFlow)
+from multilabel import compat  # noqa: F401  (tf-keras environment before TensorFlow)
 import tensorflow as tf
 from bert4keras.snippets import lowercase_and_normalize
 from bert4keras.tokenizers import Tokenizer
@@ -216,6 +216,6 @@ class GraphTokenizer(tf.Module):
         return self.frame(window_ids).to_tensor(0), text_of_window
 
 
-if __name__ == '__main__':  # python graph_tokenizer.py VOCAB TEXT...: print the ids
+if __name__ == '__main__':  # python -m multilabel.graph_tokenizer VOCAB TEXT...: print the ids
     module = GraphTokenizer(loader.load_tokenizer(sys.argv[1]), maxlen=512)
     print(module.token_ids(tf.constant(sys.argv[2:])).numpy())

@@ -21,7 +21,7 @@ import os
 import tempfile
 
 import config
-from compat import keras, tf
+from multilabel.compat import keras, tf
 
 def cluster_size():
     """Number of tasks in the cluster that TF_CONFIG describes (0 without TF_CONFIG)."""

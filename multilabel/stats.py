@@ -1,8 +1,8 @@
 """Data report: what a labelled file holds, before training on it.
 
-    python stats.py data/sample-train.txt               # also: python loader.py --stats FILE
+    python main.py stats data/sample-train.txt               # also: python loader.py --stats FILE
     python main.py stats ../shared/data/multi-classification-train.txt --maxlen 128
-    python stats.py FILE --json                         # the same numbers as one JSON object
+    python main.py stats FILE --json                         # the same numbers as one JSON object
 
 Label frequencies, labels per line, text length percentiles in characters and in tokens
 ([CLS] and [SEP] included, the unit of --maxlen), the lines longer than maxlen (training
@@ -62,7 +62,7 @@ def percentiles(values):
 
 
 def format_stats(stats, name):
-    """The report as the text `python stats.py` prints."""
+    """The report as the text `python main.py stats` prints."""
     lines = stats['lines']
 
     def share(count):
@@ -104,7 +104,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import run
+    from multilabel import run
     if not os.path.isfile(args.vocab):
         raise config.InputError(f'{args.vocab}: no such vocabulary file')
     stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen,

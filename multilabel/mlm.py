@@ -12,9 +12,9 @@ import tempfile
 
 import numpy as np
 
-import compat
+from multilabel import compat
 import loader
-from compat import keras, tf
+from multilabel.compat import keras, tf
 from bert4keras.models import build_transformer_model
 
 HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 'lr')
