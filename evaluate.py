@@ -106,9 +106,9 @@ def write_errors(errors_path, samples, labels, targets, predictions, scores):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     samples = loader.read_samples(args.test)  # a bad file is said before the model loads
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+    classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                                     long_text=args.long_text, stride=args.stride)
     print(f'data: {args.test}' + (' (bundled sample)' if args.test == path.SAMPLE_TEST else ''))
     print(f'precision: {classifier.precision}')

@@ -221,15 +221,10 @@ def pad_batch(token_ids):
     return [padded, np.zeros_like(padded)]
 
 
-def main(argv=None):
-    """`python loader.py --stats FILE [--maxlen N] [--json]`: the data report of multilabel/stats.py."""
-    from multilabel import stats
-    parser = config.ArgumentParser(description='Data loading for the suite; --stats FILE prints a data report.',
-                                   epilog='Other flags go to multilabel/stats.py (python main.py stats --help).')
-    parser.add_argument('--stats', metavar='FILE', required=True, help='labelled file to report on')
-    args, rest = parser.parse_known_args(argv)
-    return stats.main([args.stats] + rest)
-
-
-if __name__ == '__main__':
-    config.run_main(main)
+if __name__ == '__main__':  # `python loader.py --stats FILE [flags]`: the older spelling of `python main.py stats`
+    import sys
+    import main
+    argv = sys.argv[1:]
+    if argv[:1] == ['--stats']:
+        argv = argv[1:]
+    config.run_main(lambda: main.main(['stats', *argv]))

@@ -24,6 +24,7 @@ import shutil
 
 import config
 import path
+from multilabel import model_folder
 
 
 def parse_args(argv=None):
@@ -63,7 +64,7 @@ def parse_args(argv=None):
     if args.maxlen is None:
         args.maxlen = config.DEFAULTS.maxlen
         if args.from_model and os.path.exists(os.path.join(args.from_model, path.META_NAME)):
-            args.maxlen = path.read_json(os.path.join(args.from_model, path.META_NAME))['maxlen']
+            args.maxlen = model_folder.read_meta(args.from_model)['maxlen']
     if args.tensorboard == '':
         args.tensorboard = os.path.join(args.weights, path.TENSORBOARD_DIR)
     return args
@@ -75,51 +76,26 @@ def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir
     calibrated scores since those are the ones every command decides on."""
     from multilabel import calibration
     import numpy as np
-    import predict
+    from multilabel import inference
     from sklearn.metrics import accuracy_score
-    logits = calibration.model_logits(classifier, valid_ids, cfg.batch_size)
+    logits = inference.model_logits(classifier, valid_ids, cfg.batch_size)
     raw = calibration.expit(logits)
     temperature = 1.0
     if cfg.calibration != 'none':
         temperature = calibration.fit_temperature(logits, valid_targets, per_label=cfg.calibration == 'per_label')
     scores = calibration.apply(raw, temperature)
-    meta_path = os.path.join(out_dir, path.META_NAME)
-    path.write_json(meta_path, {**path.read_json(meta_path), 'temperature': calibration.as_json(temperature, labels)})
+    model_folder.update_meta(out_dir, temperature=calibration.as_json(temperature, labels))
     before = calibration.summary(raw, valid_targets)['ece']
     after = calibration.summary(scores, valid_targets)['ece']
-    decided = lambda s, threshold: accuracy_score(valid_targets, predict.decide(s, threshold, cfg.top1_fallback))
+    decided = lambda s, threshold: accuracy_score(valid_targets, inference.decide(s, threshold, cfg.top1_fallback))
     print(f'calibration ({cfg.calibration}): validation ECE {before:.4f} -> {after:.4f}, exact match '
           f'{decided(raw, cfg.threshold):.4f} -> {decided(scores, cfg.threshold):.4f}'
           + (f', T {temperature:.3f}' if np.ndim(temperature) == 0 else ''))
-    thresholds_path = os.path.join(out_dir, path.THRESHOLDS_NAME)
     if cfg.tune_thresholds:
-        thresholds = predict.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
-        path.write_json(thresholds_path, dict(zip(labels, map(float, thresholds))))
+        thresholds = inference.tune_thresholds(scores, valid_targets, cfg.threshold, cfg.top1_fallback)
+        model_folder.write_thresholds(out_dir, labels, thresholds)
         print(f'per-label thresholds: {os.path.join(shown_dir, path.THRESHOLDS_NAME)} '
               f'(validation acc {decided(scores, thresholds):.4f} with them)')
-
-
-def save_model_files(weights_dir, cfg, labels, pretrained_dir):
-    """Everything evaluate/predict need besides the weights: labels, metadata, config, vocab."""
-    import predict
-    os.makedirs(weights_dir, exist_ok=True)
-    thresholds_path = os.path.join(weights_dir, path.THRESHOLDS_NAME)
-    if os.path.exists(thresholds_path):
-        os.remove(thresholds_path)  # tuned for an earlier model; this run tunes its own at the end
-    for name in (path.CONFIG_NAME, path.VOCAB_NAME):
-        path.atomic_write(os.path.join(weights_dir, name),
-                          lambda temporary, name=name: shutil.copyfile(os.path.join(pretrained_dir, name), temporary))
-    path.write_json(os.path.join(weights_dir, path.LABELS_NAME), labels)  # JSON, never pickle
-    path.write_json(os.path.join(weights_dir, path.META_NAME), {
-        'num_labels': len(labels),
-        'maxlen': cfg.maxlen,
-        'threshold': cfg.threshold,
-        'top1_fallback': cfg.top1_fallback,
-        'dropout': cfg.dropout,
-        'head': cfg.head,
-        'pretrained': os.path.basename(os.path.normpath(pretrained_dir)),
-        'vocab_sha256': predict.vocab_hash(os.path.join(pretrained_dir, path.VOCAB_NAME)),
-    })
 
 
 def main(argv=None):
@@ -149,7 +125,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     from multilabel import history as history_lib
     import loader
     import model as model_lib
-    import predict
+    from multilabel import inference
     from multilabel import run as run_lib
     from multilabel import scale
     from multilabel.compat import keras
@@ -165,7 +141,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     labels = loader.label_list(samples)
     old_labels = None
     if args.from_model:
-        meta = predict.load_meta(args.from_model)
+        meta = model_folder.read(args.from_model)
         if (cfg.head, cfg.dropout) != (meta['head'], meta['dropout']):
             raise config.InputError(f'--from-model {args.from_model}: its head is {meta["head"]} with dropout '
                                     f'{meta["dropout"]}; pass --head {meta["head"]} --dropout {meta["dropout"]}')
@@ -204,7 +180,7 @@ def fine_tune(args, cfg, strategy, out_dir):
                                                 cfg.head)
         model_lib.compile_for_training(classifier, cfg, pos_weights)
         if args.from_model:
-            model_lib.load_grown(classifier, os.path.join(args.from_model, path.WEIGHTS_NAME), old_labels, labels,
+            model_lib.load_grown(classifier, model_folder.weights_path(args.from_model), old_labels, labels,
                                  train_targets.mean(axis=0)[len(old_labels):])
 
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
@@ -224,14 +200,14 @@ def fine_tune(args, cfg, strategy, out_dir):
         """Validation exact match with the EMA weights (left in place for save_best)."""
         optimizer = model_lib.ema_optimizer(model)
         optimizer.apply_ema_weights()
-        scores = predict.predict_scores(model, valid_ids, cfg.batch_size, progress=run_lib.interactive())
-        accuracy = accuracy_score(valid_targets, predict.decide(scores, cfg.threshold, cfg.top1_fallback))
+        scores = inference.predict_scores(model, valid_ids, cfg.batch_size, progress=run_lib.interactive())
+        accuracy = accuracy_score(valid_targets, inference.decide(scores, cfg.threshold, cfg.top1_fallback))
         encoder_lr, head_lr = history_lib.learning_rates(optimizer)
         return accuracy, {'val_exact_match': accuracy, 'encoder_lr': encoder_lr, 'head_lr': head_lr}
 
     def save_best(first):
         if first:
-            save_model_files(out_dir, cfg, labels, args.pretrained)
+            model_folder.write(out_dir, cfg, labels, args.pretrained)
         path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), classifier.save_weights)
 
     def training_weights_back():  # before the resume snapshot, which holds the training weights

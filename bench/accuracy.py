@@ -88,13 +88,13 @@ def peer_pipeline():
 def run_peer(train_samples, test_samples, labels):
     """The peer fitted on `train_samples`, scored on `test_samples`, at least one label per text."""
     import loader
-    import predict
+    from multilabel import inference
     peer = peer_pipeline()
     start = time.perf_counter()
     peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
     seconds = time.perf_counter() - start
     margins = peer.decision_function([s.text for s in test_samples])
-    predictions = predict.decide(margins, 0.0, top1_fallback=True)  # the SVM's margin threshold is 0
+    predictions = inference.decide(margins, 0.0, top1_fallback=True)  # the SVM's margin threshold is 0
     return scores_of(loader.multi_hot(test_samples, labels), predictions, seconds)
 
 
@@ -148,7 +148,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
     pretraining: the facts of the pretraining run the checkpoint came from; its seconds count."""
     import loader
     import model as model_lib
-    import predict
+    from multilabel import inference
     from multilabel import run
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
@@ -161,13 +161,13 @@ def run_ours(args, test_samples, labels, pretraining=None):
         seconds += pretraining['pretrain_seconds']
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
 
-    classifier = predict.Classifier(args.weights)
+    classifier = inference.Classifier(args.weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
     scores = classifier.scores([s.text for s in test_samples], progress=run.interactive())
     single = classifier.meta['threshold']
     rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
              'per-label thresholds + top-1 fallback': (classifier.threshold, True)}
-    decide = lambda threshold, fallback: widen(predict.decide(scores, threshold, fallback), classifier.labels, labels)
+    decide = lambda threshold, fallback: widen(inference.decide(scores, threshold, fallback), classifier.labels, labels)
     result = scores_of(targets, decide(classifier.threshold, classifier.top1_fallback), seconds)
     result['decision_rules'] = {rule: scores_of(targets, decide(threshold, fallback), seconds)
                                 for rule, (threshold, fallback) in rules.items()}

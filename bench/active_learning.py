@@ -80,7 +80,7 @@ def fine_tune(args, samples, chosen, name, test_samples, labels):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
     for needed in (train_file, test_file):
@@ -102,7 +102,7 @@ def main(argv=None):
             pool = sorted(set(range(len(samples))) - chosen)
             began = time.perf_counter()
             if arm == 'suggest':
-                classifier = predict.Classifier(model)
+                classifier = inference.Classifier(model)
                 ranked = suggest.rank(classifier, [samples[i].text for i in pool], step, args.diversity)
                 picks = [pool[row['index']] for row in ranked]
             else:

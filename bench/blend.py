@@ -52,7 +52,7 @@ def logits(scores):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     settings = state['run']['config']
     train_file = state['run']['train']
@@ -60,7 +60,7 @@ def main(argv=None):
     samples = loader.read_samples(train_file)
     train_samples, valid_samples = loader.split_validation(samples, settings['valid_ratio'], settings['seed'])
     test_samples = loader.read_samples(test_file)[:args.max_test]
-    classifier = predict.Classifier(args.weights)
+    classifier = inference.Classifier(args.weights)
     labels = classifier.labels
 
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def main(argv=None):
         return logits(classifier.scores(texts)), peer.decision_function(texts), loader.multi_hot(samples, labels)
 
     valid_logits, valid_margins, valid_targets = both_scores(valid_samples)
-    exact = {beta: float((predict.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1).mean())
+    exact = {beta: float((inference.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1).mean())
              for beta in BETAS}
     beta = max(BETAS, key=lambda b: (exact[b], -b))  # ties go to the smaller share of the peer
     test_logits, test_margins, test_targets = both_scores(test_samples)
@@ -82,7 +82,7 @@ def main(argv=None):
     if args.row not in results['systems']:
         raise config.InputError(f'--row {args.row}: no such system in {args.out}')
     seconds = results['systems'][args.row]['train_seconds'] + peer_seconds
-    row = accuracy.scores_of(test_targets, predict.decide(test_logits + beta * test_margins, 0.0), seconds)
+    row = accuracy.scores_of(test_targets, inference.decide(test_logits + beta * test_margins, 0.0), seconds)
     row.update(beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
                best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
                weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),

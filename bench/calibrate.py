@@ -36,11 +36,11 @@ def main(argv=None):
     args = parse_args(argv)
     from multilabel import calibration
     import loader
-    import predict
+    from multilabel import inference
     from sklearn.metrics import accuracy_score
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     settings = state['run']['config']
-    classifier = predict.Classifier(args.weights, precision='float32')
+    classifier = inference.Classifier(args.weights, precision='float32')
     classifier.temperature = 1.0  # measured here from the raw scores, whatever the folder holds
     train = loader.read_samples(os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN)))
     _, valid = loader.split_validation(train, settings['valid_ratio'], settings['seed'])
@@ -49,7 +49,7 @@ def main(argv=None):
            for name, samples in (('valid', valid), ('test', test))}
     targets = {'valid': loader.multi_hot(valid, classifier.labels).astype('int32'),
                'test': loader.multi_hot(test, classifier.labels).astype('int32')}
-    logits = {name: calibration.model_logits(classifier.model, ids[name]) for name in ids}
+    logits = {name: inference.model_logits(classifier.model, ids[name]) for name in ids}
     raw = {name: calibration.expit(logits[name]) for name in logits}
     fallback, threshold = classifier.top1_fallback, classifier.meta['threshold']
 
@@ -58,19 +58,19 @@ def main(argv=None):
         temperature = 1.0 if per_label is None else calibration.fit_temperature(logits['valid'], targets['valid'],
                                                                                 per_label)
         valid_scores, test_scores = (calibration.apply(raw[split], temperature) for split in ('valid', 'test'))
-        tuned = predict.tune_thresholds(valid_scores, targets['valid'], threshold, fallback)
+        tuned = inference.tune_thresholds(valid_scores, targets['valid'], threshold, fallback)
         figures = calibration.summary(test_scores, targets['test'])
         rows[name] = {
             'temperature': calibration.as_json(temperature, classifier.labels) if per_label is not True else
             {'min': round(float(temperature.min()), 4), 'median': round(float(sorted(temperature)[len(temperature) // 2]), 4),
              'max': round(float(temperature.max()), 4)},
             'test_ece': round(figures['ece'], 5), 'test_ece_above_floor': round(figures['ece_above_floor'], 5),
-            'test_exact_match': round(float(accuracy_score(targets['test'], predict.decide(test_scores, threshold,
+            'test_exact_match': round(float(accuracy_score(targets['test'], inference.decide(test_scores, threshold,
                                                                                           fallback))), 4),
             'valid_exact_match_tuned_thresholds': round(float(accuracy_score(
-                targets['valid'], predict.decide(valid_scores, tuned, fallback))), 4),
+                targets['valid'], inference.decide(valid_scores, tuned, fallback))), 4),
             'test_exact_match_tuned_thresholds': round(float(accuracy_score(
-                targets['test'], predict.decide(test_scores, tuned, fallback))), 4),
+                targets['test'], inference.decide(test_scores, tuned, fallback))), 4),
             'test_reliability': figures['reliability']}
     result = {'weights': os.path.relpath(args.weights, ROOT), 'valid_samples': len(valid), 'test_samples': len(test),
               'threshold': threshold, 'top1_fallback': fallback, 'calibrations': rows,

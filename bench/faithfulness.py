@@ -49,14 +49,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     texts = [s.text for s in loader.read_samples(args.test)][:args.max_texts]
-    classifier = predict.Classifier(args.weights)  # float32: the gradient methods read the Keras model
+    classifier = inference.Classifier(args.weights)  # float32: the gradient methods read the Keras model
     print(f'{len(texts)} texts of {args.test}, methods: {", ".join(args.methods)}', flush=True)
     found = explain.faithfulness(classifier, texts, args.methods, args.k, args.seed, args.steps, args.batch_size)
     result = {'weights': os.path.relpath(args.weights, ROOT), 'test': os.path.relpath(args.test, ROOT),
               'texts': len(texts), 'pairs': found['pairs'], 'k': found['k'], 'steps': args.steps, 'seed': args.seed,
-              'removal': 'deletion of the top-k tokens (random: k random tokens), scores by predict.predict_scores',
+              'removal': 'deletion of the top-k tokens (random: k random tokens), scores by inference.predict_scores',
               'curves': found['curves'],
               'attribution_seconds_per_text': {m: round(s / max(len(texts), 1), 4) for m, s in found['seconds'].items()},
               **benchlib.provenance('bench/faithfulness.py', argv)}

@@ -54,7 +54,7 @@ def scores_of(classifier, samples, rare, batch_size):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     cfg = config.Config()  # train.py's default validation split
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
@@ -66,7 +66,7 @@ def main(argv=None):
 
     systems = {}
     for name, weights in (('without', args.baseline), ('with --pos-weight', args.weighted)):
-        classifier = predict.Classifier(weights)
+        classifier = inference.Classifier(weights)
         state = path.read_json(os.path.join(weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
         systems[name] = {'weights': weights, 'pos_weight': state['run']['config'].get('pos_weight', 'none'),
                          'epochs': state['epoch'],

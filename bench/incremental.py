@@ -70,9 +70,9 @@ def fine_tune(flags, budget):
 def score(weights, test_samples, labels, old, new):
     """Exact match and micro F1 over all labels, over the old ones and over the new ones."""
     import loader
-    import predict
+    from multilabel import inference
     from sklearn.metrics import f1_score
-    classifier = predict.Classifier(weights)
+    classifier = inference.Classifier(weights)
     own = classifier.labels
     predicted = accuracy.widen(classifier.predict_batch([s.text for s in test_samples])[0], own, labels)
     targets = loader.multi_hot(test_samples, labels).astype('int32')

@@ -5,8 +5,8 @@ export, each checked against float32 and timed in this one process.
     python bench/inference.py --weights weights --test data/sample-test.txt --repeats 1 --out /tmp/inference.json
 
 Rows (bench/results/inference.json):
-- float32, bfloat16, int8: predict.Classifier with that --precision; the time is the model on
-  the texts' token ids (predict.predict_scores: batches of --batch-size, length-bucketed), the
+- float32, bfloat16, int8: inference.Classifier with that --precision; the time is the model on
+  the texts' token ids (inference.predict_scores: batches of --batch-size, length-bucketed), the
   tokenizer not included, as in bench/speed.py.
 - text_export: multilabel/export.py's SavedModel (`text` signature, in the precision auto picks here),
   loaded back and fed the raw strings in batches of --batch-size; its time includes the
@@ -89,17 +89,17 @@ def main(argv=None):
     args = parse_args(argv)
     from multilabel import export
     import loader
-    import predict
+    from multilabel import inference
     import speed  # bench/speed.py: the model's FLOPs on the actual tokens
     import tensorflow as tf
     load_before = os.getloadavg()
     samples = loader.read_samples(args.test)
     texts = [s.text for s in samples]
-    classifiers = {p: predict.Classifier(args.weights, precision=p) for p in predict.PRECISIONS}
+    classifiers = {p: inference.Classifier(args.weights, precision=p) for p in inference.PRECISIONS}
     base = classifiers['float32']
     targets = loader.multi_hot(samples, base.labels).astype('int32')
     token_ids = loader.encode_texts(base.tokenizer, texts, base.maxlen)
-    auto = predict.resolve_precision('auto')
+    auto = inference.resolve_precision('auto')
 
     with tempfile.TemporaryDirectory() as folder:
         export.export(args.weights, folder, auto)
@@ -113,7 +113,7 @@ def main(argv=None):
                 scores[rows] = text_signature(texts=tf.constant([texts[i] for i in rows]))['probabilities'].numpy()
             return scores
 
-        paths = {p: (lambda c=c: predict.predict_scores(c.engine, token_ids, args.batch_size))
+        paths = {p: (lambda c=c: inference.predict_scores(c.engine, token_ids, args.batch_size))
                  for p, c in classifiers.items()}
         paths['text_export'] = text_scores
         scores = {name: run() for name, run in paths.items()}  # warm-up, and the scores compared
@@ -126,11 +126,11 @@ def main(argv=None):
 
     rooflines = matmul_rooflines(args.matmul_size)
     flops = speed.encoder_flops(base.model, [len(ids) for ids in token_ids])
-    reference = predict.decide(scores['float32'], base.threshold, base.top1_fallback)
+    reference = inference.decide(scores['float32'], base.threshold, base.top1_fallback)
     rows = []
     for name in paths:
         precision = auto if name == 'text_export' else name
-        decided = predict.decide(scores[name], base.threshold, base.top1_fallback)
+        decided = inference.decide(scores[name], base.threshold, base.top1_fallback)
         achieved = flops / best[name] / 1e9
         rows.append({
             'path': name, 'precision': precision,
@@ -148,7 +148,7 @@ def main(argv=None):
     result = {
         'command': ' '.join(['python', 'bench/inference.py'] + (argv if argv is not None else sys.argv[1:])),
         'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'commit': commit.strip(),
-        'machine': benchlib.describe(), 'bfloat16_hardware': predict.bfloat16_hardware(), 'auto_picks': auto,
+        'machine': benchlib.describe(), 'bfloat16_hardware': inference.bfloat16_hardware(), 'auto_picks': auto,
         'load_average_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         'weights': os.path.abspath(args.weights),
         'weights_epoch': path.read_json(state)['epoch'] if os.path.exists(state) else None,

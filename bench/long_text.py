@@ -55,14 +55,14 @@ def scores_of(targets, predictions, overflow):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    import predict
+    from multilabel import inference
     cfg = config.Config()  # train.py's default validation split
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
     _, valid = loader.split_validation(loader.read_samples(train_file), cfg.valid_ratio, cfg.seed)
     test = loader.read_samples(test_file)[:args.max_samples]
     valid = valid[:args.max_samples]
-    classifier = predict.Classifier(args.weights)
+    classifier = inference.Classifier(args.weights)
     window = classifier.maxlen - 2
 
     def evaluate(samples, mode, stride=0):

@@ -6,9 +6,9 @@
 predict.py's int8 engine was picked by measurement; this is the measurement for
 OpenVINO (it converts the TensorFlow graph itself; ONNX Runtime through tf2onnx could not
 convert the model, README "Fast inference"). Rows, each timed on the same token ids with
-predict.predict_scores (length-sorted batches of --batch-size) and compared with TensorFlow's
+inference.predict_scores (length-sorted batches of --batch-size) and compared with TensorFlow's
 float32 scores:
-- tensorflow float32, bfloat16 (Keras mixed_bfloat16), tflite int8: predict.Classifier's engines;
+- tensorflow float32, bfloat16 (Keras mixed_bfloat16), tflite int8: inference.Classifier's engines;
 - openvino f32, bf16: the float32 model traced with compat.openvino_friendly_rope, converted by
   ov.convert_model, compiled for the CPU with that INFERENCE_PRECISION_HINT;
 - openvino int8, int8 + bf16: the same graph quantized by NNCF (activations and weights,
@@ -83,11 +83,11 @@ def main(argv=None):
     except ImportError:
         sys.exit('openvino is not installed: .venv/bin/pip install -r bench/requirements-openvino.txt')
     import loader
-    import predict
+    from multilabel import inference
 
     provenance = benchlib.provenance('bench/openvino_compare.py', argv)
     samples = loader.read_samples(args.test)
-    classifiers = {p: predict.Classifier(args.weights, precision=p) for p in predict.PRECISIONS}
+    classifiers = {p: inference.Classifier(args.weights, precision=p) for p in inference.PRECISIONS}
     base = classifiers['float32']
     token_ids = loader.encode_texts(base.tokenizer, [s.text for s in samples], base.maxlen, progress=False)
     calibration_texts = [s.text for s in loader.read_samples(args.calibration)[:args.calibration_size]]
@@ -104,7 +104,7 @@ def main(argv=None):
         engines[f'openvino {name}'] = OpenVINOEngine(compiled, base.model.output_shape)
 
     def run(engine):
-        return predict.predict_scores(engine, token_ids, args.batch_size)
+        return inference.predict_scores(engine, token_ids, args.batch_size)
     scores = {name: run(engine) for name, engine in engines.items()}  # warm-up, and the scores compared
     best = {name: float('inf') for name in engines}
     for _ in range(args.repeats):
@@ -114,10 +114,10 @@ def main(argv=None):
             best[name] = min(best[name], time.perf_counter() - start)
 
     targets = loader.multi_hot(samples, base.labels).astype('int32')
-    reference = predict.decide(scores['tensorflow float32'], base.threshold, base.top1_fallback)
+    reference = inference.decide(scores['tensorflow float32'], base.threshold, base.top1_fallback)
     rows = []
     for name in engines:
-        decided = predict.decide(scores[name], base.threshold, base.top1_fallback)
+        decided = inference.decide(scores[name], base.threshold, base.top1_fallback)
         rows.append({'path': name, 'sentences_per_second': round(len(samples) / best[name], 1),
                      'ratio_to_tensorflow_float32': round(best['tensorflow float32'] / best[name], 2),
                      'agreement_with_float32': round(float((decided == reference).all(axis=1).mean()), 4),

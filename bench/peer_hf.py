@@ -53,7 +53,7 @@ def parse_args(argv=None):
 
 
 def length_sorted_batches(token_ids, batch_size):
-    """Padded int arrays, texts sorted by length (what predict.predict_scores does)."""
+    """Padded int arrays, texts sorted by length (what inference.predict_scores does)."""
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     for start in range(0, len(order), batch_size):
         rows = [token_ids[i] for i in order[start:start + batch_size]]
@@ -76,7 +76,7 @@ def ours(args):
     import config
     import loader
     import model as model_lib
-    import predict
+    from multilabel import inference
     from multilabel.compat import keras
     texts = [s.text for s in loader.read_samples(args.test)][:args.texts]
     token_ids = loader.encode_texts(loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME)),
@@ -88,9 +88,9 @@ def ours(args):
     token_batch, targets = train_batch(path.read_json(config_path)['vocab_size'])
     train = benchlib.median_seconds(lambda: classifier.train_on_batch([token_batch, np.zeros_like(token_batch)], targets),
                            args.steps)
-    predict.predict_scores(classifier, token_ids, args.batch_size)  # warm-up: one graph for every shape
+    inference.predict_scores(classifier, token_ids, args.batch_size)  # warm-up: one graph for every shape
     start = time.perf_counter()
-    predict.predict_scores(classifier, token_ids, args.batch_size)
+    inference.predict_scores(classifier, token_ids, args.batch_size)
     rate = len(token_ids) / (time.perf_counter() - start)
     with open(args.ours, 'w') as f:
         json.dump({'token_ids': [list(map(int, ids)) for ids in token_ids], 'train_step_seconds': train,

@@ -73,7 +73,7 @@ def accuracy(precision, pretrained, epochs):
     """(best validation exact match, test exact match in float32) of a short train.py run."""
     import evaluate
     import loader
-    import predict
+    from multilabel import inference
     from multilabel import scale
     import train
     with tempfile.TemporaryDirectory() as weights:
@@ -83,7 +83,7 @@ def accuracy(precision, pretrained, epochs):
                                 '--patience', str(epochs), '--precision', precision, *DEMO_FLAGS])
         scale.set_precision('float32')
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            test, _ = evaluate.evaluate(predict.Classifier(weights), loader.read_samples(path.SAMPLE_TEST), 64)
+            test, _ = evaluate.evaluate(inference.Classifier(weights), loader.read_samples(path.SAMPLE_TEST), 64)
     return valid, test
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, ROOT)
 
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import model_folder  # noqa: E402
 
 
 def main(argv=None):
@@ -27,8 +28,8 @@ def main(argv=None):
     parser.add_argument('--epoch', type=int, required=True, help='the epoch that checkpoint closed')
     args = parser.parse_args(argv)
     import model as model_lib
-    import predict
-    meta = predict.load_meta(args.weights)
+    
+    meta = model_folder.read(args.weights)
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     cfg = config.Config(**state['run']['config'])
     classifier = model_lib.build_classifier(os.path.join(args.weights, path.CONFIG_NAME), len(meta['labels']),

@@ -1,5 +1,5 @@
 """Load test of multilabel/serve.py: start the real server, hold C concurrent client connections over
-loopback for each C of --concurrency, check every answer against predict.Classifier, report
+loopback for each C of --concurrency, check every answer against inference.Classifier, report
 throughput, latency, status counts and the server's peak memory.
 
     python bench/serve_load.py                                  # small architecture, random weights
@@ -12,7 +12,7 @@ sample test file; every tenth request carries a list of three texts, the others 
 
 Per concurrency: throughput is 200 answers per second of the whole level; p50/p99 are the
 latencies of the accepted (200) requests, from sending to having read the answer; every
-request ends as 200 (its labels and scores checked against predict.Classifier in the same
+request ends as 200 (its labels and scores checked against inference.Classifier in the same
 precision), 503 (shed, with Retry-After) or `other` (any other status or a broken
 connection), so sent = 200 + 503 + other: nothing is lost without an answer. Peak RSS is the
 server process's high-water mark (VmHWM) after the level. The client is one asyncio thread, so
@@ -199,11 +199,11 @@ def random_weights(folder):
     """A weights folder with the small architecture, 65 labels and random weights (speed only)."""
     import config
     import model as model_lib
-    import train
+    from multilabel import model_folder
     from multilabel.compat import keras
     pretrained = path.pretrained_dir('small')
     labels = [f'label-{i:02d}' for i in range(NUM_LABELS)]
-    train.save_model_files(folder, config.Config(maxlen=64), labels, pretrained)
+    model_folder.write(folder, config.Config(maxlen=64), labels, pretrained)
     keras.utils.set_random_seed(0)
     model = model_lib.build_classifier(os.path.join(pretrained, path.CONFIG_NAME), NUM_LABELS)
     model.save_weights(os.path.join(folder, path.WEIGHTS_NAME))
@@ -211,15 +211,15 @@ def random_weights(folder):
 
 
 def measure(weights, requests=1000, concurrency=(8,), results=RESULTS, server_flags=()):
-    """The whole benchmark: expected answers from predict.Classifier in the server's precision,
+    """The whole benchmark: expected answers from inference.Classifier in the server's precision,
     the server, one load per concurrency; writes `results` (JSON) and returns the numbers."""
     import loader
-    import predict
+    from multilabel import inference
     texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)]
     levels = []
     with server_process(weights, *server_flags) as (url, server):
         health = json.loads(urllib.request.urlopen(url + '/health', timeout=30).read())
-        classifier = predict.Classifier(weights, precision=health['precision'])
+        classifier = inference.Classifier(weights, precision=health['precision'])
         _, label_lists, scores = classifier.predict_batch(texts)
         expected = {t: (labels, dict(zip(classifier.labels, map(float, row))))
                     for t, labels, row in zip(texts, label_lists, scores)}

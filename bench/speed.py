@@ -3,7 +3,7 @@ so random ones serve):
 
 (a) inference sentences/second: one text at a time with `model.predict` (the old way),
     batched in file order with Keras' `predict_on_batch`, and batched with length bucketing
-    through one graph for every shape (predict.predict_scores, what predict.py, evaluate.py
+    through one graph for every shape (inference.predict_scores, what predict.py, evaluate.py
     and multilabel/serve.py do);
 (b) the share of the machine's float32 matrix-multiply roofline those batched predictions
     reach: the model's FLOPs on the actual token counts / time / the best GFLOP/s of
@@ -77,11 +77,11 @@ def encoder_flops(model, lengths):
 
 def inference(args, classifier, token_ids):
     import loader
-    import predict
+    from multilabel import inference
     single = token_ids[:args.single]
     seconds_single = benchlib.best_seconds(
         lambda: [classifier.predict(loader.pad_batch([ids]), verbose=0) for ids in single], 1)
-    seconds_batched = benchlib.best_seconds(lambda: predict.predict_scores(classifier, token_ids, args.batch_size), 2)
+    seconds_batched = benchlib.best_seconds(lambda: inference.predict_scores(classifier, token_ids, args.batch_size), 2)
     unsorted = lambda: [classifier.predict_on_batch(loader.pad_batch(token_ids[i:i + args.batch_size]))  # noqa: E731
                         for i in range(0, len(token_ids), args.batch_size)]
     seconds_unsorted = benchlib.best_seconds(unsorted, 2)

@@ -2,11 +2,11 @@
 the scores are (expected calibration error and the reliability table).
 
     from multilabel import calibration
-    logits = calibration.model_logits(classifier.model, token_ids)       # exact logits of the Keras model
+    logits = inference.model_logits(classifier.model, token_ids)         # exact logits of the Keras model
     temperature = calibration.fit_temperature(logits, targets)           # one number; per_label=True: one per label
     scores = calibration.apply(classifier.scores(texts), temperature)    # calibrated scores
     calibration.summary(scores, targets)                                 # {'ece': ..., 'reliability': [...], ...}
-    thresholds = calibration.retune_thresholds(scores, targets, temperature, default=0.5)
+    thresholds = inference.retune_thresholds(scores, targets, temperature, default=0.5)
 
 Temperature scaling (Guo et al. 2017) divides every logit by T and fits T by minimising the
 binary cross-entropy of sigmoid(logit / T) over all (text, label) pairs of the validation
@@ -14,11 +14,11 @@ split. T > 1 softens an over-confident model, T < 1 sharpens an under-confident 
 `per_label`, each label gets its own T, fitted on its own column (a label with few positives
 gets a noisy T: whether that pays is for a measurement to say).
 
-The decision rule stays predict.decide. A single temperature is a monotone map that keeps
+The decision rule stays inference.decide (multilabel/inference.py, which also scores the logits). A single temperature is a monotone map that keeps
 logit 0 at score 0.5: with threshold 0.5 every label's decision is unchanged, and so is the
 top-1 fallback's argmax, hence exact match. At another threshold t a label now passes where
 logit > T * logit(t): the effective threshold moves, so thresholds are re-tuned after
-calibration (`retune_thresholds`). Per-label temperatures keep each label's 0.5 decision
+calibration (`inference.retune_thresholds`). Per-label temperatures keep each label's 0.5 decision
 but may change which label the top-1 fallback picks.
 
 Expected calibration error, the headline figure (`ece`): the sigmoid scores of all
@@ -141,38 +141,6 @@ def summary(scores, targets, bins=BINS):
     floor = 1.0 / bins
     return {'ece': ece_of_table(table), 'ece_above_floor': ece_of_table(table, floor), 'floor': floor,
             'bins': bins, 'pairs': int(np.size(scores)), 'reliability': table}
-
-
-def retune_thresholds(scores, targets, temperature, default, top1_fallback=True):
-    """Per-label thresholds fitted to exact match on the calibrated `scores` (predict's own
-    tuning on sigmoid(logit / T)): after calibration a threshold other than 0.5 means another
-    logit, so thresholds tuned before no longer apply."""
-    import predict
-    return predict.tune_thresholds(apply(scores, temperature), targets, default, top1_fallback)
-
-
-class LogitEngine:
-    """A Keras classifier called like predict's engines, (token_ids, segment_ids) -> its
-    logits (the input of its sigmoid, which tf-keras keeps on the output), so predict's
-    batching gives exact logits."""
-
-    def __init__(self, model):
-        import model as model_lib
-        import tensorflow as tf
-        self.output_shape = model.output_shape
-        spec = tf.TensorSpec([None, None], tf.int32)
-        self.function = tf.function(
-            lambda ids, segments: model_lib.sigmoid_logits(model([ids, segments], training=False)),
-            input_signature=[spec, spec])
-
-    def __call__(self, token_ids, segment_ids):
-        return self.function(token_ids, segment_ids)
-
-
-def model_logits(model, token_ids, batch_size=64):
-    """Logits [n, labels] of a Keras classifier for encoded texts (loader.encode_texts)."""
-    import predict
-    return predict.predict_scores(LogitEngine(model), token_ids, batch_size)
 
 
 def as_json(temperature, labels):

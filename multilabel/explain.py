@@ -42,6 +42,9 @@ import weakref
 
 import numpy as np
 
+from multilabel import calibration
+from multilabel import inference
+
 METHODS = ('occlusion', 'gradient_x_input', 'integrated_gradients')
 ANSWERED = 'integrated_gradients'  # what predict --explain, serve and the page show: the most faithful
                                    # beyond the first character on the real test file (bench/faithfulness.py)
@@ -61,8 +64,6 @@ def encode(classifier, text):
 
 def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
     """Per text, [tokens without [CLS]/[SEP], its labels] score drops when each token is [MASK]."""
-    from multilabel import calibration
-    import predict
     mask = classifier.tokenizer.token_to_id('[MASK]')
     rows = []
     for ids in token_ids_list:
@@ -70,7 +71,7 @@ def occlusion(classifier, token_ids_list, labels_list, batch_size=64):
         for position in range(1, len(ids) - 1):
             rows.append(ids[:position] + [mask] + ids[position + 1:])
     # in the scores the model answers with (the temperature applied), as explain() reports them
-    scores = calibration.apply(predict.predict_scores(classifier.engine, rows, batch_size),
+    scores = calibration.apply(inference.predict_scores(classifier.engine, rows, batch_size),
                                classifier.temperature)
     weights, start = [], 0
     for ids, labels in zip(token_ids_list, labels_list):
@@ -122,7 +123,6 @@ def _gradient_function(model):
 
 def gradient_attributions(classifier, token_ids, labels, method, steps=STEPS):
     """[tokens without [CLS]/[SEP], labels] gradient x input or integrated gradients of the logits."""
-    import predict
     function = _gradient_function(classifier.model)
     if method == 'gradient_x_input':
         alphas = np.ones(1, dtype='float32')
@@ -131,7 +131,7 @@ def gradient_attributions(classifier, token_ids, labels, method, steps=STEPS):
     alpha = np.repeat(alphas[:, None], len(token_ids), axis=1)
     alpha[:, 0] = alpha[:, -1] = 1  # [CLS] and [SEP] stay
     ids = np.tile(np.asarray(token_ids, dtype='int32'), (len(alphas), 1))
-    with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # traced under the model's own policy
+    with inference.dtype_policy(inference.POLICIES[classifier.precision]):  # traced under the model's own policy
         columns = [function(ids, alpha, int(label))[1].numpy().mean(axis=0)[1:-1] for label in labels]
     return np.stack(columns, axis=1) if columns else np.zeros((len(token_ids) - 2, 0))
 
@@ -161,18 +161,15 @@ def spread(text, characters, weights, top_k):
 
 def decided_labels(classifier, scores):
     """The label indices the decision rule gives each row of scores."""
-    import predict
-    return [list(np.flatnonzero(row)) for row in predict.decide(scores, classifier.threshold,
+    return [list(np.flatnonzero(row)) for row in inference.decide(scores, classifier.threshold,
                                                                  classifier.top1_fallback)]
 
 
 def explain(classifier, text, label_indices=None, method='occlusion', top_k=TOP_K, steps=STEPS):
     """For each label (default: the labels decided for `text`): {label, index, score,
     attributions (one per character of text), spans (the top_k, see the module's notes)}."""
-    from multilabel import calibration
-    import predict
     token_ids, characters = encode(classifier, text)
-    score = calibration.apply(predict.predict_scores(classifier.engine, [token_ids]),  # the answered scores
+    score = calibration.apply(inference.predict_scores(classifier.engine, [token_ids]),  # the answered scores
                               classifier.temperature)[0]
     labels = decided_labels(classifier, score[None])[0] if label_indices is None else list(label_indices)
     weights = token_attributions(classifier, [token_ids], [labels], method, steps)[0]
@@ -194,10 +191,9 @@ def faithfulness(classifier, texts, methods=METHODS, k=TOP_K, seed=0, steps=STEP
     """Mean drop of the decided labels' scores when each text loses its top 1..k tokens by each
     method, and k random ones: {'k': [1..k], 'pairs': (text, label) pairs, 'curves': {'random':
     [k drops], method: [k drops], ...}, 'seconds': {method: seconds its attributions took}}."""
-    import predict
     encoded = [encode(classifier, text) for text in texts]
     token_ids_list = [ids for ids, _ in encoded]
-    base = predict.predict_scores(classifier.engine, token_ids_list, batch_size)
+    base = inference.predict_scores(classifier.engine, token_ids_list, batch_size)
     labels_list = decided_labels(classifier, base)
     rng = np.random.default_rng(seed)
     orders = {'random': [[rng.permutation(len(ids) - 2) for _ in labels]
@@ -216,7 +212,7 @@ def faithfulness(classifier, texts, methods=METHODS, k=TOP_K, seed=0, steps=STEP
                 for removed in range(1, k + 1):
                     rows.append(without(ids, order[:removed]))
                     owners.append((curve, text, labels[column], removed))
-    scores = predict.predict_scores(classifier.engine, rows, batch_size) if rows else np.zeros((0, 0))
+    scores = inference.predict_scores(classifier.engine, rows, batch_size) if rows else np.zeros((0, 0))
     drops = {curve: np.zeros(k) for curve in orders}
     for (curve, text, label, removed), row in zip(owners, scores):
         drops[curve][removed - 1] += base[text, label] - row[label]
@@ -224,3 +220,11 @@ def faithfulness(classifier, texts, methods=METHODS, k=TOP_K, seed=0, steps=STEP
     return {'k': list(range(1, k + 1)), 'pairs': pairs,
             'curves': {curve: [float(d / max(pairs, 1)) for d in drops[curve]] for curve in orders},
             'seconds': seconds}
+
+
+def explained_spans(classifier, text, labels=None):
+    """{label: its top spans, [{start, end, text, weight}] in string offsets} for `labels` (the
+    names the caller has decided for `text`; None: decided here), by ANSWERED: what predict.py
+    --explain, serve and the page show."""
+    indices = None if labels is None else [classifier.labels.index(label) for label in labels]
+    return {found['label']: found['spans'] for found in explain(classifier, text, indices, ANSWERED)}

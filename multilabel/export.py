@@ -12,8 +12,8 @@ Three signatures:
 - `text` takes `texts` (string, [batch], UTF-8) and returns, one row per text (so TF Serving's
   row format pairs them): `probabilities` (float32, [batch, labels]); `predictions` (int32,
   [batch, labels], 1 for each label decided); `labels` (string, [batch], the decided label names
-  joined by '|', as `python predict.py` prints them). The decision is predict.py's rule
-  (predict.decide_graph), computed in the graph: --threshold, else the per-label thresholds
+  joined by '|', as `python predict.py` prints them). The decision is the one rule of multilabel/inference.py
+  (inference.decide_graph), computed in the graph: --threshold, else the per-label thresholds
   training tuned, else the model's own threshold; then the top-1 fallback as saved with the
   model, unless --top1-fallback / --no-top1-fallback says otherwise. It tokenizes inside the
   graph with core TensorFlow ops only (multilabel/graph_tokenizer.py: the same ids as bert4keras'
@@ -38,10 +38,10 @@ the "export" mark) is replaced; anything else is refused in one line: a folder h
 files, the weights folder, a folder that holds it, or one inside it other than WEIGHTS/saved_model.
 """
 import os
-import shutil
 
 import config
 import path
+from multilabel import model_folder
 
 SIGNATURE = 'serving_default'
 TEXT_SIGNATURE = 'text'
@@ -65,7 +65,7 @@ def parse_args(argv=None):
 def is_export(folder):
     """Whether `folder` holds an export of this script: a SavedModel and the mark in model.json."""
     try:
-        meta = path.read_json(os.path.join(folder, path.META_NAME))
+        meta = model_folder.read_meta(folder)
     except (OSError, ValueError):
         return False
     return os.path.isfile(os.path.join(folder, 'saved_model.pb')) and isinstance(meta, dict) and EXPORT_MARK in meta
@@ -99,10 +99,10 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     check_out(weights_dir, out_dir)
     from multilabel import calibration
     from multilabel import graph_tokenizer
-    import predict
+    from multilabel import inference
     from multilabel import run
     from multilabel.compat import tf
-    classifier = predict.Classifier(weights_dir, threshold, top1_fallback,
+    classifier = inference.Classifier(weights_dir, threshold, top1_fallback,
                                     precision='float32' if precision == 'int8' else precision)
     model = classifier.model
     names = tf.constant(classifier.labels)
@@ -132,7 +132,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
                 token_ids = self.tokenizer.token_ids(texts)
                 probabilities = model([token_ids, tf.zeros_like(token_ids)], training=False)
             probabilities = calibration.apply_graph(probabilities, classifier.temperature)
-            predictions = predict.decide_graph(probabilities, classifier.threshold, classifier.top1_fallback)
+            predictions = inference.decide_graph(probabilities, classifier.threshold, classifier.top1_fallback)
             chosen = tf.ragged.boolean_mask(tf.broadcast_to(names, tf.shape(predictions)), predictions > 0)
             return {'probabilities': probabilities, 'predictions': predictions,
                     'labels': tf.strings.reduce_join(chosen, axis=1, separator='|')}
@@ -142,7 +142,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
             return {'label_names': names}
 
     module = Serving()
-    meta = path.read_json(os.path.join(weights_dir, path.META_NAME))
+    meta = model_folder.read_meta(weights_dir)
     per_label = isinstance(classifier.threshold_json(), dict)
     meta.update(precision=precision if precision == 'int8' else classifier.precision, long_text=long_text,
                 stride=stride, top1_fallback=classifier.top1_fallback,
@@ -150,16 +150,13 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     meta[EXPORT_MARK] = {'written_by': 'multilabel/export.py', 'signatures': [SIGNATURE, TEXT_SIGNATURE, NAMES_SIGNATURE]}
 
     def write(folder):
-        with predict.dtype_policy(predict.POLICIES[classifier.precision]):  # graphs traced in the model's precision
+        with inference.dtype_policy(inference.POLICIES[classifier.precision]):  # graphs traced in the model's precision
             tf.saved_model.save(module, folder, signatures={SIGNATURE: module.serve, TEXT_SIGNATURE: module.serve_text,
                                                             NAMES_SIGNATURE: module.label_names})
-        copied = [path.LABELS_NAME, path.VOCAB_NAME] + ([path.THRESHOLDS_NAME] if per_label else [])
-        for name in copied:
-            shutil.copyfile(os.path.join(weights_dir, name), os.path.join(folder, name))
         if precision == 'int8':
             with open(os.path.join(folder, INT8_NAME), 'wb') as f:
-                f.write(predict.int8_model(model))
-        path.write_json(os.path.join(folder, path.META_NAME), meta)  # last: the mark says the folder is whole
+                f.write(inference.int8_model(model))
+        model_folder.copy_for_export(weights_dir, folder, meta, per_label)  # model.json last: the mark says whole
 
     out = os.path.realpath(out_dir)  # through a link, the folder it points to is replaced
     run.clean_litter(os.path.dirname(out), only=os.path.basename(out))  # a killed export's temporaries
@@ -170,10 +167,10 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
 def main(argv=None):
     args = parse_args(argv)
     check_out(args.weights, args.out)  # before anything is loaded, or written by the lock
-    import predict
+    from multilabel import inference
     from multilabel import run
     if not os.path.isdir(args.weights):
-        predict.load_meta(args.weights)  # refused with the reason before the lock would create the folder
+        model_folder.read(args.weights)  # refused with the reason before the lock would create the folder
     with run.lock(args.weights):  # never export a folder a training run is writing
         classifier = export(args.weights, args.out, args.inference_precision, args.long_text, args.stride,
                             args.threshold, args.top1_fallback)

@@ -222,8 +222,9 @@ def plot_diagram(weights_dir, png_path):
                                 'or run `make setup` as root)')
     import model as model_lib
     from multilabel.compat import keras
-    labels = path.read_json(os.path.join(weights_dir, path.LABELS_NAME))
-    classifier = model_lib.build_classifier(os.path.join(weights_dir, path.CONFIG_NAME), len(labels))
+    from multilabel import model_folder
+    labels = model_folder.read_labels(weights_dir)
+    classifier = model_lib.build_classifier(model_folder.config_path(weights_dir), len(labels))
     path.atomic_write(png_path, lambda temporary: keras.utils.plot_model(
         classifier, to_file=temporary, show_shapes=True, show_layer_names=True, dpi=60))
     print(f'wrote {png_path}')

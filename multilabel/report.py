@@ -85,10 +85,10 @@ def parent_summary(labels, targets, predictions):
 
 def threshold_curve(targets, scores, top1_fallback):
     """Micro precision, recall, F1 and exact match at each of THRESHOLDS, with the decision rule of predict.py."""
-    import predict
+    from multilabel import inference
     curve = []
     for threshold in THRESHOLDS:
-        predictions = predict.decide(scores, threshold, top1_fallback)
+        predictions = inference.decide(scores, threshold, top1_fallback)
         hits = int((predictions & targets).sum())
         precision = hits / max(int(predictions.sum()), 1)
         recall = hits / max(int(targets.sum()), 1)

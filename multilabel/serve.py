@@ -11,7 +11,7 @@
 
 `POST /predict` takes {"text": "..."} and answers {"labels": [...], "scores": {label: score}},
 or takes {"texts": [...]} and answers {"results": [{"labels": ..., "scores": ...}, ...]} in
-the same order. The decision rule is predict.py's: --threshold, else the per-label thresholds
+the same order. The decision rule is multilabel/inference.py's: --threshold, else the per-label thresholds
 tuned at training, else the threshold saved with the model; the top-1 fallback as saved, or as
 --top1-fallback / --no-top1-fallback say.
 
@@ -21,7 +21,7 @@ server fast under load. Overload is shed, not queued without end: when --max-que
 already wait, a request gets 503 with Retry-After at once; a request not answered within
 --timeout-s gets 503 too (its texts leave the queue). On SIGTERM the server stops accepting
 connections, answers the requests it holds, then exits. The model computes in the precision
-that --precision picks (auto: bfloat16 where the CPU or GPU has it; predict.py).
+that --precision picks (auto: bfloat16 where the CPU or GPU has it; multilabel/inference.py).
 
 Errors are {"detail": "one short line"} naming the field and the reason, never repeating the
 input: 400 for a body that is not JSON, 413 for a body over --max-body-bytes, 422 for JSON that
@@ -43,6 +43,8 @@ from typing import Annotated, Optional
 
 import config
 import path
+from multilabel import model_folder
+from multilabel import explain
 
 
 def parse_args(argv=None):
@@ -246,8 +248,8 @@ def validation_reason(error, shown=3):
 
 def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_000, max_texts=256,
                max_text_chars=10_000, max_queue=256, timeout_s=10.0, access_log=True):
-    """The FastAPI application around a loaded predict.Classifier."""
-    import predict as predict_lib  # `predict` names the route below
+    """The FastAPI application around a loaded inference.Classifier."""
+    from multilabel import inference
     import pydantic
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
@@ -338,7 +340,7 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
             answer = result(label_lists[0], scores[0])
             if parsed.explain:  # on the model's worker thread, like every other model call
                 answer['explanations'] = await asyncio.get_running_loop().run_in_executor(
-                    batcher.executor, predict_lib.explained_spans, classifier, parsed.text, label_lists[0])
+                    batcher.executor, explain.explained_spans, classifier, parsed.text, label_lists[0])
             return answer
         return {'results': [result(labels, row) for labels, row in zip(label_lists, scores)]}
 
@@ -347,11 +349,11 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 
 def main(argv=None):
     args = parse_args(argv)
-    import predict
-    predict.load_meta(args.weights)  # a missing model is said before the port is taken
+    from multilabel import inference
+    model_folder.read(args.weights)  # a missing model is said before the port is taken
     listener = listen(args.host, args.port)
     import uvicorn
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
+    classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                                     long_text=args.long_text, stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request
     app = create_app(classifier, args.max_batch, args.max_wait_ms, args.max_body_bytes, args.max_texts,

@@ -10,7 +10,7 @@ In Python:
     suggest.rank(classifier, texts, n, diversity=suggest.DIVERSITY)
     # -> [{'index': 17, 'text': ..., 'labels': [...], 'uncertainty': 0.83}, ...] best first
 
-Uncertainty: the probability that the label set the decision rule gives (predict.decide:
+Uncertainty: the probability that the label set the decision rule gives (inference.decide:
 thresholds, top-1 fallback) is wrong, reading each score as the probability of its label:
 1 - prod over labels of (score if decided, else 1 - score). It is what exact match counts
 (one wrong label makes the whole text wrong), it weighs all labels at once (two borderline
@@ -39,8 +39,8 @@ DIVERSITY = 1.0
 
 def uncertainty(scores, threshold, top1_fallback):
     """(probability that each row's decided label set is wrong [n], the decided multi-hot [n, labels])."""
-    import predict
-    decided = predict.decide(scores, threshold, top1_fallback)
+    from multilabel import inference
+    decided = inference.decide(scores, threshold, top1_fallback)
     scores = np.asarray(scores, dtype='float64')
     right = np.where(decided == 1, scores, 1 - scores)  # the probability each label's decision is right
     return 1 - right.prod(axis=1), decided
@@ -110,11 +110,11 @@ def main(argv=None):
     if os.path.exists(args.out) and not args.overwrite:
         raise config.InputError(f'{args.out}: already exists; pass --overwrite to replace it')
     import loader
-    import predict
+    from multilabel import inference
     from multilabel import run
     texts = loader.read_texts(args.texts)
     print(f'read {len(texts)} texts from {args.texts}', flush=True)
-    classifier = predict.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
+    classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
     ranked = rank(classifier, texts, args.n, args.diversity, args.batch_size, progress=run.interactive())
     print(f'ranked them with {args.weights} ({classifier.precision}); chose {len(ranked)}, diversity {args.diversity:g}',
           flush=True)

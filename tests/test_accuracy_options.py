@@ -12,6 +12,7 @@ import model as model_lib
 import path
 import predict
 from multilabel.compat import keras
+from multilabel import inference
 
 
 def test_tuned_thresholds_raise_exact_match_and_never_lower_it():
@@ -23,23 +24,23 @@ def test_tuned_thresholds_raise_exact_match_and_never_lower_it():
     scores = rng.uniform(0.0, 0.2, size=(200, 3))
     scores[:100, 0] = rng.uniform(0.3, 0.4, size=100)  # label 0 separates at 0.2-0.3, not at 0.5
     scores[100:, 1] = rng.uniform(0.6, 0.9, size=100)  # label 1 is already right at 0.5
-    thresholds = predict.tune_thresholds(scores, targets, default=0.5, top1_fallback=False)
+    thresholds = inference.tune_thresholds(scores, targets, default=0.5, top1_fallback=False)
     assert 0.2 <= thresholds[0] < 0.3
     assert thresholds[1] == 0.5 and thresholds[2] == 0.5
-    assert (predict.decide(scores, thresholds, top1_fallback=False)[:, :2] == targets[:, :2]).all()
+    assert (inference.decide(scores, thresholds, top1_fallback=False)[:, :2] == targets[:, :2]).all()
 
     # An uninformative label: lowering its threshold would flood the predictions, so it stays.
     noise = rng.uniform(0.0, 0.3, size=(200, 1))
     noisy_targets = np.hstack([targets[:, :2], rng.integers(0, 2, size=(200, 1))])
-    tuned = predict.tune_thresholds(np.hstack([scores[:, :2], noise]), noisy_targets, 0.5)
-    before = (predict.decide(np.hstack([scores[:, :2], noise]), 0.5) == noisy_targets).all(axis=1).mean()
-    after = (predict.decide(np.hstack([scores[:, :2], noise]), tuned) == noisy_targets).all(axis=1).mean()
+    tuned = inference.tune_thresholds(np.hstack([scores[:, :2], noise]), noisy_targets, 0.5)
+    before = (inference.decide(np.hstack([scores[:, :2], noise]), 0.5) == noisy_targets).all(axis=1).mean()
+    after = (inference.decide(np.hstack([scores[:, :2], noise]), tuned) == noisy_targets).all(axis=1).mean()
     assert after >= before
 
 
 def test_decide_takes_one_threshold_per_label():
     scores = np.array([[0.3, 0.3], [0.6, 0.6]])
-    np.testing.assert_array_equal(predict.decide(scores, np.array([0.2, 0.5]), top1_fallback=False),
+    np.testing.assert_array_equal(inference.decide(scores, np.array([0.2, 0.5]), top1_fallback=False),
                                   [[1, 0], [1, 1]])
 
 
@@ -48,7 +49,7 @@ def test_training_tunes_thresholds_that_evaluate_and_predict_use_unless_a_thresh
     tuned = path.read_json(os.path.join(weights, path.THRESHOLDS_NAME))
     labels = path.read_json(os.path.join(weights, path.LABELS_NAME))
     assert sorted(tuned) == sorted(labels)
-    assert set(tuned.values()) <= set(predict.THRESHOLD_GRID.tolist()) | {config.DEFAULTS.threshold}
+    assert set(tuned.values()) <= set(inference.THRESHOLD_GRID.tolist()) | {config.DEFAULTS.threshold}
     assert re.search(r'^per-label thresholds: .* \(validation acc \d\.\d{4} with them\)$', output, re.M)
     np.testing.assert_array_equal(predict.Classifier(weights).threshold, [tuned[label] for label in labels])
     assert predict.Classifier(weights, threshold=0.5).threshold == 0.5

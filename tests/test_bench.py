@@ -46,6 +46,15 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert blend['train_seconds'] == pytest.approx(systems['tiny']['train_seconds'] + blend['peer_seconds'], abs=0.01)
     assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
 
+    # An ensemble of the model with itself decides as the model alone, and counts its seconds twice.
+    os.symlink(tmp_path / 'weights', tmp_path / 'tiny')
+    stdout = run_bench('ensemble.py', '--weights', str(tmp_path / 'tiny'), str(tmp_path / 'tiny'), '--data', str(data),
+                       '--out', str(out))
+    ensemble = json.loads(out.read_text())['systems']['ensemble:tiny+tiny']
+    assert ensemble['exact_match'] == ensemble['member_test_exact_match']['tiny'] == systems['tiny']['exact_match']
+    assert ensemble['train_seconds'] == pytest.approx(2 * systems['tiny']['train_seconds'], abs=0.01)
+    assert 'mean of the logits' in stdout
+
     # The curve of rows against their training minutes: a table and a PNG.
     stdout = run_bench('curve.py', '--rows', 'tiny', 'tiny+tfidf', '--results', str(out), '--reference', '0.93',
                        '--out', str(tmp_path / 'curve.png'))

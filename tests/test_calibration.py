@@ -5,6 +5,7 @@ import pytest
 from multilabel import calibration
 import path
 import predict
+from multilabel import inference
 
 
 def synthetic(n=4000, labels=5, sharpness=1.0, seed=0):
@@ -88,8 +89,8 @@ def test_a_single_temperature_keeps_the_decision_at_threshold_0_5():
     for temperature in (0.3, 1.7, 5.0):
         calibrated = calibration.apply(scores, temperature)
         for fallback in (True, False):
-            before = predict.decide(scores, 0.5, fallback)
-            after = predict.decide(calibrated, 0.5, fallback)
+            before = inference.decide(scores, 0.5, fallback)
+            after = inference.decide(calibrated, 0.5, fallback)
             assert np.array_equal(before, after)
             assert (before == targets).all(axis=1).mean() == (after == targets).all(axis=1).mean()
 
@@ -97,8 +98,8 @@ def test_a_single_temperature_keeps_the_decision_at_threshold_0_5():
 def test_thresholds_are_retuned_by_predicts_own_tuning_on_the_calibrated_scores():
     logits, targets = synthetic(n=600, labels=4, sharpness=3.0)
     scores = 1 / (1 + np.exp(-logits))
-    retuned = calibration.retune_thresholds(scores, targets, 2.5, default=0.5)
-    expected = predict.tune_thresholds(calibration.apply(scores, 2.5), targets, 0.5)
+    retuned = inference.retune_thresholds(scores, targets, 2.5, default=0.5)
+    expected = inference.tune_thresholds(calibration.apply(scores, 2.5), targets, 0.5)
     assert np.array_equal(retuned, expected)
 
 
@@ -117,6 +118,6 @@ def test_model_logits_are_the_logits_under_the_trained_models_scores(trained):
     classifier = predict.Classifier(weights)
     texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)][:20]
     token_ids = loader.encode_texts(classifier.tokenizer, texts, classifier.maxlen, progress=False)
-    logits = calibration.model_logits(classifier.model, token_ids)
+    logits = inference.model_logits(classifier.model, token_ids)
     assert logits.shape == (20, len(classifier.labels))
     assert 1 / (1 + np.exp(-logits)) == pytest.approx(classifier.raw_scores(texts), abs=1e-6)

@@ -13,6 +13,7 @@ import loader
 import path
 import predict
 from conftest import ROOT
+from multilabel import inference
 
 TEXT = '青岛Metro地铁😀坍塌 ABC致3人遇难'  # upper-case Latin words, an emoji, a space
 
@@ -66,7 +67,7 @@ def test_masking_occlusions_top_character_lowers_the_score_by_its_weight(classif
     ids, characters = explain.encode(classifier, TEXT)
     position = 1 + next(i for i, chars in enumerate(characters) if chars[0] == top['start'])
     masked = ids[:position] + [classifier.tokenizer.token_to_id('[MASK]')] + ids[position + 1:]
-    score = calibration.apply(predict.predict_scores(classifier.engine, [masked]), classifier.temperature)[0, label]
+    score = calibration.apply(inference.predict_scores(classifier.engine, [masked]), classifier.temperature)[0, label]
     assert score < answer['score']
     assert answer['score'] - score == pytest.approx(top['weight'], abs=1e-5)
 

@@ -16,6 +16,8 @@ import loader
 import path
 import predict
 from conftest import ROOT, SHARED_DATA
+from multilabel import inference
+from multilabel import model_folder
 
 CLIENT = textwrap.dedent('''
     import json, os, sys
@@ -146,7 +148,7 @@ REAL_WEIGHTS = os.path.join(ROOT, 'weights')
 @pytest.mark.skipif(not os.path.isdir(SHARED_DATA), reason='the real corpus (../shared/data) is not here')
 def test_on_every_real_test_text_the_export_decides_as_predict_py(tmp_path):
     try:
-        predict.load_meta(REAL_WEIGHTS)
+        model_folder.read(REAL_WEIGHTS)
     except ValueError:
         pytest.skip(f'no model trained on the real corpus in {REAL_WEIGHTS}')
     folder = str(tmp_path / 'real')
@@ -177,7 +179,7 @@ def test_text_signature_chunks_long_texts_and_max_pools_windows(trained, tmp_pat
         starts = [0] if n <= window else list(range(0, n - window, 10)) + [n - window]
         tokenizer = classifier.tokenizer
         windows = [[tokenizer._token_start_id] + content[s:s + window] + [tokenizer._token_end_id] for s in starts]
-        expected.append(predict.predict_scores(classifier.model, windows).max(axis=0))
+        expected.append(inference.predict_scores(classifier.model, windows).max(axis=0))
     expected = calibration.apply(np.array(expected), classifier.temperature)  # the graph answers calibrated scores
     np.testing.assert_allclose(answer['scores'], expected, rtol=1e-4, atol=1e-5)
     assert len(classifier.tokenizer.encode(texts[2])[0]) > classifier.maxlen  # the long texts are really long

@@ -12,6 +12,7 @@ import loader
 import path
 import predict
 from conftest import ROOT
+from multilabel import inference
 
 NEW = ('产品行为-召回', '人生-结婚')
 FAST = ['--maxlen', '48', '--batch-size', '16', '--encoder-lr', '1e-3', '--head-lr', '1e-2']
@@ -45,7 +46,7 @@ def test_a_grown_model_scores_its_old_labels_as_before_and_new_ones_at_their_pri
     priors = [0.02, 0.3]
     model_lib.load_grown(grown, os.path.join(weights, path.WEIGHTS_NAME), before.labels, labels, priors)
     token_ids = loader.encode_texts(before.tokenizer, texts, before.maxlen)
-    scores = predict.predict_scores(grown, token_ids)
+    scores = inference.predict_scores(grown, token_ids)
     np.testing.assert_allclose(scores[:, :len(before.labels)], before.raw_scores(texts), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores[:, len(before.labels):], np.tile(priors, (len(texts), 1)), rtol=1e-5)
 

@@ -12,7 +12,7 @@ import config
 import main
 from conftest import ROOT
 
-COMMANDS = [*main.COMMANDS, 'main', 'loader', 'tools.make_tiny_checkpoint']
+COMMANDS = [*main.COMMANDS, 'main', 'tools.make_tiny_checkpoint']  # python loader.py --stats is stats'
 
 
 class Captured(Exception):

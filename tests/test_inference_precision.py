@@ -10,6 +10,7 @@ import loader
 import path
 import predict
 from multilabel.compat import keras
+from multilabel import inference
 
 
 @pytest.fixture(scope='module')
@@ -23,11 +24,11 @@ def float32_scores(trained, texts):
 
 
 def test_auto_is_bfloat16_exactly_where_the_hardware_has_it():
-    expected = 'bfloat16' if predict.bfloat16_hardware() else 'float32'
-    assert predict.resolve_precision('auto') == expected
-    assert [predict.resolve_precision(p) for p in predict.PRECISIONS] == list(predict.PRECISIONS)
+    expected = 'bfloat16' if inference.bfloat16_hardware() else 'float32'
+    assert inference.resolve_precision('auto') == expected
+    assert [inference.resolve_precision(p) for p in inference.PRECISIONS] == list(inference.PRECISIONS)
     with pytest.raises(config.InputError, match='--precision float16'):
-        predict.resolve_precision('float16')
+        inference.resolve_precision('float16')
 
 
 @pytest.fixture(scope='module')

@@ -11,6 +11,7 @@ import evaluate
 import loader
 import predict
 from multilabel.compat import keras
+from multilabel import inference
 
 
 def test_window_starts_follow_the_rule():
@@ -75,7 +76,7 @@ def test_chunk_scores_are_the_max_over_each_texts_windows(trained):
     texts = ['青岛地铁施工段坍塌致3人遇难，' * 9, '中国队3比1击败日本队', '某汽车品牌召回两万辆新车。' * 6]
     windows, owners = loader.encode_windows(classifier.tokenizer, texts, classifier.maxlen, 7)
     assert len(windows) > len(texts) + 4
-    each = np.vstack([predict.predict_scores(classifier.model, [w]) for w in windows])
+    each = np.vstack([inference.predict_scores(classifier.model, [w]) for w in windows])
     expected = np.vstack([each[owners == i].max(axis=0) for i in range(len(texts))])
     np.testing.assert_allclose(classifier.raw_scores(texts, batch_size=64), expected, atol=1e-5)
     # texts that fit are scored as with truncation

@@ -14,6 +14,7 @@ from conftest import ROOT
 sys.path[:0] = [os.path.join(ROOT, 'docs'), os.path.join(ROOT, 'bench')]
 import screenshot  # noqa: E402  (docs/screenshot.py: how the browser is opened)
 import serve_load  # noqa: E402
+from multilabel import explain
 
 MAX_TEXT_CHARS = 1000
 
@@ -106,7 +107,7 @@ def test_each_predicted_label_shows_its_text_with_the_explaining_characters_shad
     assert submit(driver, text) == ''
     lines = find(driver, '#why .why')
     assert [line.get_attribute('data-label') for line in lines] == shown_labels(driver)
-    expected = predict.explained_spans(classifier, text)
+    expected = explain.explained_spans(classifier, text)
     for line in lines:
         label = line.get_attribute('data-label')
         marks = line.find_elements('css selector', 'mark')

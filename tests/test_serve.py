@@ -26,6 +26,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import serve_load  # noqa: E402
+from multilabel import explain
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +87,7 @@ def test_explain_answers_the_spans_of_predict_explain(server, trained):
     text = '青岛地铁施工段坍塌致3人遇难'
     status, answer = call(server + '/predict', json.dumps({'text': text, 'explain': True}).encode())
     assert status == 200 and set(answer['explanations']) == set(answer['labels'])
-    expected = predict.explained_spans(classifier, text)
+    expected = explain.explained_spans(classifier, text)
     for label, spans in answer['explanations'].items():
         assert [s['text'] for s in spans] == [s['text'] for s in expected[label]]
         assert [s['weight'] for s in spans] == pytest.approx([s['weight'] for s in expected[label]], abs=1e-5)

@@ -12,6 +12,7 @@ import model as model_lib
 import path
 import predict
 from multilabel.compat import keras, tf
+from multilabel import inference
 
 
 def zlpr_by_hand(targets, logits):
@@ -61,7 +62,7 @@ def test_zlpr_trains_with_fgm_and_its_decision_is_sigmoid_over_one_half(tiny_pre
         def label_accuracy():  # the decision rule of predict.py on the sigmoid scores
             scores = classifier.predict_on_batch(inputs)
             assert scores.min() >= 0 and scores.max() <= 1
-            return (predict.decide(scores, 0.5, top1_fallback=False) == targets).mean()
+            return (inference.decide(scores, 0.5, top1_fallback=False) == targets).mean()
 
         before = label_accuracy()
         first = classifier.train_on_batch(inputs, targets)
