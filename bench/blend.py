@@ -26,7 +26,7 @@ import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
 
-BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def parse_args(argv=None):
