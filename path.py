@@ -17,7 +17,7 @@ CORPUS_TRAIN = os.path.join(DATA_DIR, 'multi-classification-train.txt')
 CORPUS_TEST = os.path.join(DATA_DIR, 'multi-classification-test.txt')
 SAMPLE_TRAIN = os.path.join(DATA_DIR, 'sample-train.txt')
 SAMPLE_TEST = os.path.join(DATA_DIR, 'sample-test.txt')
-SERVE_PAGE = os.path.join(ROOT, 'multilabel', 'multilabel/page.html')  # the serve command's page at GET /
+SERVE_PAGE = os.path.join(ROOT, 'multilabel', 'page.html')  # the serve command's page at GET /
 
 PRETRAINED_MODELS = {
     'small': 'chinese_roformer-v2-char_L-6_H-384_A-6',

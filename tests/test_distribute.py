@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent('''
     from multilabel import compat
     from multilabel.compat import tf, keras
     import numpy as np
-    import config, model as model_lib, path, scale
+    import config, model as model_lib, path
+    from multilabel import scale
 
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

@@ -10,7 +10,7 @@ import path
 from multilabel import run
 from conftest import ROOT
 
-HOLD_LOCK = ('import sys, time, run\n'
+HOLD_LOCK = ('import sys, time\nfrom multilabel import run\n'
              'with run.lock(sys.argv[1]):\n'
              '    print("locked", flush=True)\n'
              '    time.sleep(120)\n')
