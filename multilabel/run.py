@@ -222,7 +222,9 @@ class Evaluator(keras.callbacks.Callback):
         self.started = clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        logs, state, seconds = logs if logs is not None else {}, self.run.state, clock() - self.started
+        seconds = clock() - self.started  # the training of the epoch, not its validation
+        logs = logs if logs is not None else {}
+        state = self.run.state
         if self.ema:
             self.ema.apply_ema_weights()
         score, values = self.evaluate(self.model)
