@@ -21,7 +21,7 @@ HOLD_LOCK = ('import sys, time\n'
              'from multilabel import run\n'
              'with run.lock(sys.argv[1]):\n'
              '    print("locked", flush=True)\n'
-             '    time.sleep(120)\n')
+             '    time.sleep(900)\n')  # killed by the test once the three commands were refused
 
 
 def test_off_a_terminal_training_prints_one_clean_line_per_epoch(trained):
