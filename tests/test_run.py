@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 import path
-from multilabel import run
+from multilabel import history, run
 from multilabel.compat import keras, tf
 from conftest import ROOT
 
@@ -91,7 +91,7 @@ def test_the_evaluator_scores_and_saves_the_average_and_snapshots_the_training_w
                           'ema in', 'score', 'save first=False', 'ema out',
                           'ema in', 'score', 'ema out']
     assert tiny_run.state['best'] == 0.5 and tiny_run.state['wait'] == 1 and tiny_run.epoch == 3
-    assert [row['val'] for row in run.history_lib.read_history(str(tmp_path / path.HISTORY_NAME))] == [0.3, 0.5, 0.4]
+    assert [row['val'] for row in history.read_history(str(tmp_path / path.HISTORY_NAME))] == [0.3, 0.5, 0.4]
     lines = [line for line in output.getvalue().splitlines() if line.startswith('Epoch ')]
     assert re.fullmatch(r'Epoch 3/3 - \d+s - loss: \d+\.\d{4} - val: 0\.4000 best val: 0\.5000', lines[-1])
 
