@@ -191,7 +191,7 @@ def pretrain(args, cfg):
                               lambda temporary: shutil.copyfile(vocab_path, temporary))
         mlm.write_checkpoint(transformer, os.path.join(args.out, path.CHECKPOINT_NAME))
 
-    if run.finished(cfg.epochs, cfg.patience):
+    if run.finished(cfg.epochs, cfg.patience, args.time_budget):
         print('this run had already finished')
     else:
         train_data = masker.batches(train_ids, cfg.batch_size, cfg.seed, shuffle=True, first_epoch=run.epoch,

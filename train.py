@@ -197,12 +197,10 @@ def fine_tune(args, cfg, strategy, out_dir):
                       history_lib.COLUMNS, metric='acc', read_dir=args.weights)
 
     def evaluate(model):
-        """Validation exact match with the EMA weights (left in place for save_best)."""
-        optimizer = model_lib.ema_optimizer(model)
-        optimizer.apply_ema_weights()
+        """Validation exact match (the Evaluator has swapped the EMA weights in), and the epoch's learning rates."""
         scores = inference.predict_scores(model, valid_ids, cfg.batch_size, progress=run_lib.interactive())
         accuracy = accuracy_score(valid_targets, inference.decide(scores, cfg.threshold, cfg.top1_fallback))
-        encoder_lr, head_lr = history_lib.learning_rates(optimizer)
+        encoder_lr, head_lr = history_lib.learning_rates(model_lib.ema_optimizer(model))
         return accuracy, {'val_exact_match': accuracy, 'encoder_lr': encoder_lr, 'head_lr': head_lr}
 
     def save_best(first):
@@ -210,10 +208,7 @@ def fine_tune(args, cfg, strategy, out_dir):
             model_folder.write(out_dir, cfg, labels, args.pretrained)
         path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), classifier.save_weights)
 
-    def training_weights_back():  # before the resume snapshot, which holds the training weights
-        model_lib.ema_optimizer(classifier).reset_old_weights()
-
-    if run.finished(cfg.epochs, cfg.patience):
+    if run.finished(cfg.epochs, cfg.patience, args.time_budget):
         print('this run had already finished')
     else:
         train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
@@ -222,7 +217,7 @@ def fine_tune(args, cfg, strategy, out_dir):
         steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
         # First: the others see its val_exact_match and the learning rates.
         callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget,
-                                  after_best=training_weights_back)
+                                  ema=model_lib.ema_optimizer(classifier))
         if args.tensorboard:  # tf.summary event files; the tensorboard package is needed only to view them
             callbacks.append(keras.callbacks.TensorBoard(args.tensorboard, write_graph=False, profile_batch=0))
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,

@@ -8,10 +8,14 @@
   TensorFlow's `resume/ckpt-N_temp/` folders) goes at the next start, under the lock, so
   it is never another live run's file. Finished files are never touched.
 - `Run`: the resume state (weights, optimizer slots, step count, best score, early-stopping
-  counter, saved after every epoch in FOLDER/resume/ with a fingerprint of the data and
-  settings), history.csv, the best file, and the console: a live bar during the epoch
-  (only on a terminal), then one line per epoch ending with `acc: 0.9005 best acc: 0.9005`.
-- `TimeBudget`: ends training after N minutes; the epoch under way is closed and scored.
+  counter, seconds trained, saved after every epoch in FOLDER/resume/ with a fingerprint of
+  the data and settings) and history.csv.
+- `Evaluator`: the end of each epoch, one callback for train.py and pretrain.py (each gives
+  it how to score and what to save): EMA weights in, score, best file, early stopping,
+  history row, training weights back, resume snapshot, and the epoch's line ending with
+  `acc: 0.9005 best acc: 0.9005`. `ProgressBar`: a live bar during the epoch, on a terminal only.
+- `TimeBudget`: ends training after N minutes of the whole run, across resumes; the epoch
+  under way is closed and scored.
 - `refuse_finished_output`: a run does not start in a folder that holds a finished model
   unless it resumes that run (--resume) or is told to replace it (--overwrite).
 """
@@ -30,6 +34,8 @@ from multilabel.compat import keras, tf
 
 # path.atomic_write's and atomic_write_folder's temporaries: '.' + name + random + '.tmp' + extension.
 LITTER = re.compile(r'^\..+\.tmp(\.[^.]+)*$')
+
+clock = time.monotonic  # seconds; a module name, so a test can run a run on its own clock
 
 
 def refuse_finished_output(folder, finished_names, resume, overwrite):
@@ -121,12 +127,12 @@ class Run:
         self.fingerprint = fingerprint
         self.metric = metric
         self.keep = keep
-        self.state = {'epoch': 0, 'best': -1.0, 'wait': 0}
+        self.state = {'epoch': 0, 'best': -1.0, 'wait': 0, 'elapsed': 0.0}
         resume_dir = os.path.join(read_dir or out_dir, path.RESUME_DIR)
         resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
         snapshot = tf.train.Checkpoint(**snapshot_objects)
         if resume and os.path.exists(resume_state):
-            self.state = path.read_json(resume_state)
+            self.state = {'elapsed': 0.0, **path.read_json(resume_state)}  # a state of before 'elapsed': 0
             if self.state['run'] != fingerprint:
                 raise config.InputError(f'{resume_state} belongs to a run with other data or settings; '
                                         'resume with the same command, or start without --resume')
@@ -135,6 +141,9 @@ class Run:
                   f'{self.state["wait"]} epochs without improvement')
         elif resume:
             print(f'nothing to resume in {resume_dir}: starting from the beginning')
+        # The clock goes on from the seconds the earlier parts of the run trained, so a time
+        # budget covers the whole run, across resumes.
+        self.clock_started = clock() - self.state['elapsed']
         # max_to_keep=2: the state may name the older checkpoint.
         self.manager = tf.train.CheckpointManager(snapshot, os.path.join(out_dir, path.RESUME_DIR), max_to_keep=2)
         self.history = history_lib.History(os.path.join(out_dir, path.HISTORY_NAME), self.state['epoch'], columns)
@@ -147,55 +156,42 @@ class Run:
     def best(self):
         return self.state['best']
 
-    def finished(self, epochs, patience):
-        return self.state['wait'] >= patience or self.state['epoch'] >= epochs
+    def elapsed(self):
+        """Seconds of this run so far, its parts before each resume included."""
+        return clock() - self.clock_started
 
-    def end_epoch(self, epoch, logs, score, save_best, after_best=None):
-        """Book-keeping of a completed epoch (counted from 1); returns True when it was the best.
+    def finished(self, epochs, patience, time_budget=None):
+        """Whether a resumed run has nothing left to do: epochs, patience or the minutes of `time_budget` spent."""
+        spent = time_budget is not None and self.state['elapsed'] >= 60 * time_budget
+        return self.state['wait'] >= patience or self.state['epoch'] >= epochs or spent
 
-        save_best(first) writes the best file (first: the run's first save); after_best(),
-        if given, runs next, before the resume snapshot. The best file is written before the
-        history row, and the row before the state: a run killed in between repeats the
-        epoch, which replaces its row.
-        """
-        improved = score > self.state['best'] or self.keep == 'last'
-        if improved:
-            save_best(self.state['best'] < 0)
-            self.state.update(best=score, wait=0)
-        else:
-            self.state['wait'] += 1
-        if after_best:
-            after_best()
-        self.history.record(epoch, logs)
-        self.state.update(epoch=epoch, checkpoint=os.path.basename(self.manager.save()), run=self.fingerprint)
+    def save_state(self, epoch):
+        """The resume snapshot after `epoch` (counted from 1): the objects' variables, then the state naming them."""
+        self.state.update(epoch=epoch, elapsed=round(self.elapsed(), 3),
+                          checkpoint=os.path.basename(self.manager.save()), run=self.fingerprint)
         path.write_json(os.path.join(self.out_dir, path.RESUME_DIR, path.RESUME_STATE_NAME), self.state)
-        return improved
 
-    def callbacks(self, epochs, steps, evaluate, save_best, patience, time_budget=None, after_best=None):
-        """Keras callbacks: the progress bar, the end of each epoch, and the time budget if any.
+    def callbacks(self, epochs, steps, evaluate, save_best, patience, time_budget=None, ema=None):
+        """Keras callbacks: the progress bar, the Evaluator, and the time budget if any.
 
-        evaluate(model) -> (score, {column: value}) runs after the bar is closed; its values go
-        into history.csv and the logs the callbacks after these see (TensorBoard). Then
-        end_epoch(..., save_best, after_best).
+        Put them first in fit's list: the callbacks after them see the Evaluator's values in
+        the epoch's logs (TensorBoard).
         """
-        callbacks = [EpochEnd(self, epochs, steps, evaluate, save_best, patience, after_best)]
+        callbacks = [ProgressBar(epochs, steps), Evaluator(self, epochs, evaluate, save_best, patience, ema)]
         if time_budget:
-            callbacks.append(TimeBudget(time_budget))
+            callbacks.append(TimeBudget(time_budget, self))
         return callbacks
 
 
-class EpochEnd(keras.callbacks.Callback):
-    """A live bar during the epoch (terminals only), then: score, save, one line."""
+class ProgressBar(keras.callbacks.Callback):
+    """A live bar during the epoch, on terminals only; closed before validation's own bar and the epoch's line."""
 
-    def __init__(self, run, epochs, steps, evaluate, save_best, patience, after_best=None):
+    def __init__(self, epochs, steps):
         super().__init__()
-        self.run, self.epochs, self.steps = run, epochs, steps
-        self.evaluate, self.save_best, self.patience, self.after_best = evaluate, save_best, patience, after_best
-        self.bar = None
+        self.epochs, self.steps = epochs, steps
 
     def on_epoch_begin(self, epoch, logs=None):
         from tqdm import tqdm
-        self.started = time.monotonic()
         self.bar = tqdm(total=self.steps, desc=f'Epoch {epoch + 1}/{self.epochs}', unit=' steps', leave=False,
                         disable=not interactive(), dynamic_ncols=True)
 
@@ -205,32 +201,65 @@ class EpochEnd(keras.callbacks.Callback):
             self.bar.set_postfix({k: f'{v:.4f}' for k, v in logs.items()}, refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+
+class Evaluator(keras.callbacks.Callback):
+    """The end of every epoch, as in bert4keras' examples: EMA weights in, score, save the best,
+    early-stopping count, history row, training weights back, resume snapshot, one line.
+
+    evaluate(model) -> (score, {column: value}): the values go into history.csv and the logs.
+    save_best(first) writes the best file (first: the run's first save).
+    ema: the AdamEMA optimizer whose averaged weights are scored and saved, or None.
+    """
+
+    def __init__(self, run, epochs, evaluate, save_best, patience, ema=None):
+        super().__init__()
+        self.run, self.epochs, self.evaluate, self.save_best, self.patience, self.ema = \
+            run, epochs, evaluate, save_best, patience, ema
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = clock() - self.started  # the training of the epoch, not its validation
         logs = logs if logs is not None else {}
-        self.bar.close()  # gone before validation's own bar and the epoch's line
-        seconds = time.monotonic() - self.started
+        state = self.run.state
+        if self.ema:
+            self.ema.apply_ema_weights()
         score, values = self.evaluate(self.model)
         logs.update(values)
-        self.run.end_epoch(epoch + 1, logs, score, self.save_best, self.after_best)
+        # The best file before the history row, the row before the state: a run killed in
+        # between repeats the epoch, which replaces its row.
+        if score > state['best'] or self.run.keep == 'last':
+            self.save_best(state['best'] < 0)
+            state.update(best=score, wait=0)
+        else:
+            state['wait'] += 1
+        self.run.history.record(epoch + 1, logs)
+        if self.ema:
+            self.ema.reset_old_weights()  # the resume snapshot holds the training weights
+        self.run.save_state(epoch + 1)
         trained = ' - '.join(f'{k}: {v:.4f}' for k, v in logs.items() if k not in values and k != self.run.metric)
         name = self.run.metric
-        kept = 'kept: this epoch' if self.run.keep == 'last' else f'best {name}: {self.run.best:.4f}'
+        kept = 'kept: this epoch' if self.run.keep == 'last' else f'best {name}: {state["best"]:.4f}'
         print(f'Epoch {epoch + 1}/{self.epochs} - {seconds:.0f}s - {trained} - {name}: {score:.4f} {kept}',
               flush=True)
-        if self.run.state['wait'] >= self.patience:
+        if state['wait'] >= self.patience:
             print(f'early stopping: {self.patience} epochs without improvement', flush=True)
             self.model.stop_training = True
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Ends training once `minutes` have passed; Keras still closes the epoch (so it is scored)."""
+    """Ends training once `minutes` of the run have passed (its parts before a resume included);
+    Keras still closes the epoch, so it is scored."""
 
-    def __init__(self, minutes):
+    def __init__(self, minutes, run):
         super().__init__()
-        self.minutes = minutes
-        self.deadline = time.monotonic() + 60 * minutes
+        self.minutes, self.run = minutes, run
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() > self.deadline and not self.model.stop_training:
+        if self.run.elapsed() > 60 * self.minutes and not self.model.stop_training:
             from tqdm import tqdm
             tqdm.write(f'time budget of {self.minutes:g} minutes reached: closing this epoch', file=sys.stdout)
             self.model.stop_training = True
