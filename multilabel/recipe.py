@@ -19,9 +19,9 @@ underscores (config.py, `--config`). The stages, each the command's own `main`:
 runs: a bad key or value is one line naming the file and the key.
 
 Resumable: run the same command again after an interruption (kill -9 included). OUT/recipe.json
-records the flags of each stage and whether it returned, so a finished stage is skipped (a
-time budget's end included, which the stage's own resume state cannot tell from a cut) and a
-cut one continues with --resume. A stage whose flags changed since (an edited recipe) starts
+records the flags of each stage and whether it returned, so a finished stage is skipped and a
+cut one continues with --resume (with what is left of its time budget: the resume state counts
+the minutes already trained). A stage whose flags changed since (an edited recipe) starts
 afresh, and so does every stage after one that ran again. The folders must be new or empty,
 or those of an earlier run of a recipe.
 """
