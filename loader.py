@@ -228,7 +228,7 @@ def main(argv=None):
                                    epilog='Other flags go to multilabel/stats.py (python main.py stats --help).')
     parser.add_argument('--stats', metavar='FILE', required=True, help='labelled file to report on')
     args, rest = parser.parse_known_args(argv)
-    return stats.main([args.stats] + rest)
+    return stats.main(['--input', args.stats] + rest)
 
 
 if __name__ == '__main__':
