@@ -258,6 +258,7 @@ def _metadata(name):
     return next(item.metadata for item in fields(Config) if item.name == name)
 
 
+# {setting: its values}, for the code that checks a value itself (predict.Classifier, the benchmarks).
 CHOICES = {item.name: item.metadata['choices'] for item in fields(Config) if item.metadata['choices']}
 
 # The values a flag of a single command accepts: (test, what the error says it must be), like a
