@@ -104,7 +104,8 @@ def parse_args(argv=None):
     parser.set_defaults(maxlen=None)  # the --weights model's own, else config's
     args = parser.parse_args(argv)
     config.take_input_file(parser, args)
-    args.vocab = args.vocab or os.path.join(args.weights, path.VOCAB_NAME) if args.weights else args.vocab or vocab
+    if not args.vocab:
+        args.vocab = os.path.join(args.weights, path.VOCAB_NAME) if args.weights else vocab
     return args
 
 
