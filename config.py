@@ -1,13 +1,20 @@
-"""Hyper-parameters: the one source of truth, and the command-line flags that override them.
+"""Settings: the one source of truth, and the command-line flags that override them.
 
-Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`; the
-default, the help text and the values a flag accepts (LIMITS) come from here, so a value is
+The settings are dataclasses, one per concern (data, model, fine-tuning, pretraining,
+inference, and the run's length and devices), each field with its default, help and accepted
+values beside it (`setting`); `Config` inherits them all, flat, for every module. A training
+run's resume fingerprint is the settings of the concerns that shape it (`settings_of`), so a
+setting added to another concern leaves an interrupted run resumable.
+
+Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`, so a value is
 never written twice. Every command parses with `ArgumentParser`, so a bad flag is answered
-the same way everywhere: one line, `error: --flag: reason`, exit status 1.
+the same way everywhere: one line, `error: --flag: reason`, exit status 1. A concept has one
+flag name in every command (docs/design.md, "Flags"); a renamed flag's older name is an alias
+that still parses but is not shown.
 
 Recipes (configs/*.toml) are files of flags: one section per command ([pretrain], [train],
 [evaluate]), each key one of its flags with underscores (`encoder_lr = 1e-4`,
-`tune_thresholds = true`, `train = "data/sample-train.txt"`; paths from the current folder,
+`tune_thresholds = true`, `input = "data/sample-train.txt"`; paths from the current folder,
 as on the command line). `add_config_flag` gives a command `--config FILE`, whose section sets
 the flags' defaults, so a flag given on the command line overrides the file; multilabel/recipe.py runs
 the sections in turn. A key no flag has, or a value its flag would refuse, is one line naming
@@ -18,7 +25,7 @@ import argparse
 import contextlib
 import sys
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 
 class InputError(ValueError):
@@ -53,7 +60,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('prog', _program)
+        self.aliases = {}  # {an older name of a flag: the action it still parses as}
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, aliases=(), **kwargs):
+        """argparse's, and `aliases`: older names of the flag that still parse as it, so an old
+        command line keeps working, but that --help does not show (one name per concept)."""
+        action = super().add_argument(*args, **kwargs)
+        for old in aliases:
+            if old in self._option_string_actions:
+                raise ValueError(f'{old}: already a flag')
+            # Parsing looks flags up here; --help lists action.option_strings, which lack it.
+            self._option_string_actions[old] = action
+            self.aliases[old] = action
+        return action
 
     def error(self, message):
         raise InputError(f'{message.removeprefix("argument ")} (see {self.prog} --help)')
@@ -78,134 +98,173 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed, rest
 
 
+def setting(default, help, choices=None, limit=None, shown_as=None, aliases=None):
+    """A settings field: its default, the help of its flag and the values the flag accepts, side by side.
+
+    choices: the values it takes; shown_as: {value: the spelling --help shows for it} (the value
+    is still accepted); aliases: {an older spelling, still accepted, not shown: the value};
+    limit: (test, what the error says the value must be) for a number.
+    """
+    return field(default=default, metadata={'help': help, 'choices': choices, 'limit': limit,
+                                            'shown_as': shown_as or {}, 'aliases': aliases or {}})
+
+
+# One dataclass per concern. A run's resume fingerprint is the fields of the concerns that shape
+# it (`shaping`): a field added to, or re-defaulted in, another concern leaves it resumable.
+
 @dataclass
-class Config:
-    model_size: str = 'small'      # pretrained/ folder: small (L-6/H-384) or base (L-12/H-768)
-    maxlen: int = 200              # tokens per text, [CLS] and [SEP] included
-    batch_size: int = 64
-    epochs: int = 50
-    encoder_lr: float = 5e-5       # fine-tuning rate of the pretrained encoder
-    head_lr: float = 1e-3          # the randomly initialised head learns faster
-    ema_momentum: float = 0.999
-    fgm_epsilon: float = 0.5       # size of the adversarial step on the token embeddings; 0 turns FGM off
-    threshold: float = 0.5         # a label is predicted when its sigmoid score passes this
-    top1_fallback: bool = True     # every sample has a label: when none passes, take the best one
-    inference_precision: str = 'auto'  # predict/evaluate/serve/export --precision: auto, float32, bfloat16, int8
-    patience: int = 5              # epochs without a better validation exact match before stopping
-    valid_ratio: float = 0.1       # share of the training file held out for early stopping
-    dropout: float = 0.1           # dropout before the head
-    head: str = 'cls'              # cls: [CLS] -> Dense; cnn: the seed's [CLS] + Conv1D 3/4/5 head
-    loss: str = 'bce'              # bce: binary cross-entropy; focal: binary focal loss (alpha 0.25, gamma 2);
-                                   # zlpr: Su's multi-label categorical cross-entropy on the logits
-    pos_weight: str = 'none'       # bce/focal: none, auto (per-label weights of the positives from the training
-                                   # frequencies), or a JSON file {label: weight}
-    pos_weight_cap: float = 10.0   # auto: the largest positive weight a rare label gets
-    tune_thresholds: bool = False  # after training, fit one threshold per label on the validation split (opt-in:
-                                   # on the real corpus it raised validation, not test, exact match; BENCHMARKS.md)
-    calibration: str = 'temperature'  # after training, fit on the validation split: temperature (one T),
-                                   # per_label (one T per label) or none; applied wherever scores leave the model
-    group_by_length: int = 0       # training batches: sort each run of N batches' texts by length (0: off)
-    seed: int = 42
-    strategy: str = 'auto'         # tf.distribute: auto, default, mirrored or multiworker (multilabel/scale.py)
-    precision: str = 'float32'     # Keras dtype policy: float32, mixed_float16 (GPU) or mixed_bfloat16
-    long_text: str = 'truncate'    # truncate: the first maxlen tokens; chunk: overlapping windows of maxlen, scores max-pooled per text
-    stride: int = 0               # chunk: tokens between window starts; 0 = half a window
-    # pretrain.py only (masked-language-model pretraining):
-    mlm_lr: float = 1e-3           # peak learning rate of AdamW, reached after the warm-up
-    warmup: float = 0.06           # share of the planned steps spent warming up; then linear decay to 0
-    weight_decay: float = 0.01     # AdamW's decoupled weight decay
-    mask_rate: float = 0.15        # share of tokens to predict: 80% [MASK], 10% a random token, 10% kept
-    mlm_dropout: float = 0.0       # encoder dropout while pretraining (short budgets underfit; 0 learns faster)
-    objective: str = 'mlm'         # mlm: masked language model; rtd: ELECTRA's replaced-token detection
-    generator_size: float = 0.25   # rtd: the generator's width as a share of the discriminator's
-    rtd_weight: float = 50.0       # rtd: weight of the discriminator's loss beside the generator's (ELECTRA: 50)
+class DataSettings:
+    """How texts become batches: shared by fine-tuning and pretraining."""
+    maxlen: int = setting(200, 'maximum tokens per text, [CLS] and [SEP] included; longer texts are truncated',
+                          limit=(lambda v: v >= 3, 'at least 3 ([CLS], one token, [SEP])'))
+    batch_size: int = setting(64, 'samples per batch (global batch when several devices train)',
+                              limit=(lambda v: v >= 1, 'at least 1'))
+    valid_ratio: float = setting(0.1, 'fraction of the training file held out as validation split',
+                                 limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
+    group_by_length: int = setting(0, 'training batches: sort each run of N batches worth of shuffled texts by length, '
+                                      'cut it into batches and shuffle those, so a batch pads little (same batches per '
+                                      'epoch; 0: off)', limit=(lambda v: v >= 0, '0 (off) or more'))
+    seed: int = setting(42, 'random seed (validation split, shuffling, initialisation)')
 
 
-PRETRAINING_ONLY = ('mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout', 'objective', 'generator_size',
-                    'rtd_weight')  # not train.py settings
-# How a trained model is used (or finished after its last epoch), not how it is trained (training always truncates): left out of
-# train.py's resume fingerprint, so a run started before one of them existed still resumes.
-INFERENCE_ONLY = ('inference_precision', 'long_text', 'stride', 'calibration')
+@dataclass
+class ModelSettings:
+    """The encoder a training run starts from, and the dtype policy it computes in."""
+    model_size: str = setting('small', 'pretrained model under pretrained/: small (L-6/H-384) or base (L-12/H-768)',
+                              choices=('small', 'base'))
+    # The values are Keras' policy names (scale.set_precision, the resume fingerprints of earlier
+    # runs); --help spells them as the inference --precision does.
+    precision: str = setting('float32', 'training precision: float32, float16 (Keras mixed_float16: GPUs) or '
+                                        'bfloat16 (mixed_bfloat16: CPUs with AVX512-BF16, TPUs, recent GPUs); the head '
+                                        'and the loss stay float32',
+                             choices=('float32', 'mixed_float16', 'mixed_bfloat16'),
+                             shown_as={'mixed_float16': 'float16', 'mixed_bfloat16': 'bfloat16'})
 
 
-HELP = {
-    'model_size': 'pretrained model under pretrained/: small (L-6/H-384) or base (L-12/H-768)',
-    'maxlen': 'maximum tokens per text, [CLS] and [SEP] included; longer texts are truncated',
-    'batch_size': 'samples per batch (global batch when several devices train)',
-    'epochs': 'maximum number of epochs',
-    'encoder_lr': 'learning rate of the RoFormer-v2 encoder',
-    'head_lr': 'learning rate of the classification head',
-    'ema_momentum': 'momentum of the exponential moving average of the weights',
-    'fgm_epsilon': 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
-    'threshold': 'sigmoid score a label must pass to be predicted, more than 0 and at most 1 (1: no score passes, '
-                 'so the top-1 fallback gives each text its best label)',
-    'top1_fallback': 'when no label passes the threshold, predict the best-scoring one',
-    'inference_precision': 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX and on GPUs of '
-                           'compute capability 8.0 or more, else float32), float32, bfloat16 (Keras mixed_bfloat16), '
-                           'or int8 (TFLite dynamic-range quantization; docs/inference.md)',
-    'patience': 'early stopping: epochs without improvement of validation exact match',
-    'valid_ratio': 'fraction of the training file held out as validation split',
-    'dropout': 'dropout rate before the classification head',
-    'head': "classification head: cls ([CLS] vector -> Dense) or cnn (the seed's head: [CLS] + Conv1D "
-            'kernels 3/4/5 with masked max pooling -> Dense 256 -> Dense)',
-    'loss': 'training loss: bce (binary cross-entropy), focal (binary focal loss, alpha 0.25, gamma 2) or zlpr '
-            "(Su 2020's multi-label categorical cross-entropy, bert4keras' multilabel_categorical_crossentropy, "
-            'on the logits; its decision logit > 0 is sigmoid > 0.5)',
-    'pos_weight': 'weight of the positive term of each label in the bce/focal loss: none; auto (sqrt of the most '
-                  'frequent training label\'s count over this label\'s count, capped by --pos-weight-cap: rare labels '
-                  'count more); or a JSON file {label: weight} (missing labels 1); saved as pos_weights.json',
-    'pos_weight_cap': 'largest positive weight --pos-weight auto gives a label',
-    'calibration': 'after training, scale the logits so the scores mean what they say, fitted on the validation '
-                   'split: temperature (one T, decisions at 0.5 unchanged), per_label (one T per label) or none',
-    'tune_thresholds': 'after training, tune one threshold per label on the validation split and save them '
-                       'beside the weights (evaluate/predict use them unless --threshold is given)',
-    'group_by_length': 'training batches: sort each run of N batches worth of shuffled texts by length, cut it '
-                       'into batches and shuffle those, so a batch pads little (same batches per epoch; 0: off)',
-    'seed': 'random seed (validation split, shuffling, initialisation)',
-    'strategy': 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with several '
-                'GPUs, else default), default (one device), mirrored, multiworker',
-    'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
-                 'TPUs, recent GPUs); the head and the loss stay float32',
-    'long_text': 'texts longer than maxlen tokens: truncate (keep the first maxlen) or chunk (windows of maxlen '
-                 'tokens, --stride apart; a label scores its highest window)',
-    'stride': 'with --long-text chunk: tokens between the starts of two windows; 0 = half a window',
-    'mlm_lr': 'peak learning rate of the MLM pretraining (AdamW), after the warm-up',
-    'warmup': 'share of the planned steps (epochs x batches) spent warming the learning rate up from 0; '
-              'it then decays linearly to 0 at the last planned step',
-    'weight_decay': "AdamW's decoupled weight decay during pretraining",
-    'mask_rate': 'share of the tokens the MLM predicts (of those: 80%% [MASK], 10%% a random token, 10%% unchanged)',
-    'mlm_dropout': 'dropout inside the encoder while pretraining (the written bert_config.json keeps the '
-                   "architecture's own rate for fine-tuning)",
-    'objective': 'pretraining task: mlm (predict the masked tokens) or rtd (ELECTRA: a small generator fills the '
-                 'masked tokens in, the model written learns for every token whether it was replaced)',
-    'generator_size': "rtd: the generator's hidden size as a share of the model's (same depth, shared embeddings)",
-    'rtd_weight': "rtd: weight of the replaced-token loss beside the generator's MLM loss",
-}
-
-# The values a flag accepts: (test, what the error says it must be). Checked as the flag is
-# parsed, so nonsense is refused before any file is read or any model loads.
-LIMITS = {
-    'maxlen': (lambda v: v >= 3, 'at least 3 ([CLS], one token, [SEP])'),
-    'batch_size': (lambda v: v >= 1, 'at least 1'),
-    'epochs': (lambda v: v >= 1, 'at least 1'),
-    'patience': (lambda v: v >= 1, 'at least 1'),
-    'encoder_lr': (lambda v: v > 0, 'more than 0'),
-    'head_lr': (lambda v: v > 0, 'more than 0'),
-    'mlm_lr': (lambda v: v > 0, 'more than 0'),
-    'ema_momentum': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
-    'fgm_epsilon': (lambda v: v >= 0, '0 (off) or more'),
+@dataclass
+class FineTuningSettings:
+    """The classifier and how train.py teaches it."""
+    encoder_lr: float = setting(5e-5, 'learning rate of the RoFormer-v2 encoder', limit=(lambda v: v > 0, 'more than 0'))
+    # The randomly initialised head learns faster than the pretrained encoder.
+    head_lr: float = setting(1e-3, 'learning rate of the classification head', limit=(lambda v: v > 0, 'more than 0'))
+    ema_momentum: float = setting(0.999, 'momentum of the exponential moving average of the weights',
+                                  limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
+    fgm_epsilon: float = setting(0.5, 'FGM adversarial perturbation size on Embedding-Token; 0 disables FGM',
+                                 limit=(lambda v: v >= 0, '0 (off) or more'))
     # 0 would predict every label; 1 predicts none, so with the top-1 fallback exactly the best one.
-    'threshold': (lambda v: 0 < v <= 1, 'more than 0 and at most 1'),
-    'valid_ratio': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
-    'dropout': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
-    'mlm_dropout': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
-    'pos_weight_cap': (lambda v: v >= 1, 'at least 1'),
-    'group_by_length': (lambda v: v >= 0, '0 (off) or more'),
-    'stride': (lambda v: v >= 0, '0 (half a window) or more'),
-    'warmup': (lambda v: 0 <= v < 1, 'at least 0 and less than 1'),
-    'weight_decay': (lambda v: v >= 0, '0 or more'),
-    'mask_rate': (lambda v: 0 < v < 1, 'more than 0 and less than 1'),
-    # Flags of single commands, checked the same way (`limited`):
+    threshold: float = setting(0.5, 'sigmoid score a label must pass to be predicted, more than 0 and at most 1 (1: no '
+                                    'score passes, so the top-1 fallback gives each text its best label)',
+                               limit=(lambda v: 0 < v <= 1, 'more than 0 and at most 1'))
+    top1_fallback: bool = setting(True, 'when no label passes the threshold, predict the best-scoring one')
+    dropout: float = setting(0.1, 'dropout rate before the classification head',
+                             limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
+    head: str = setting('cls', "classification head: cls ([CLS] vector -> Dense) or cnn (the seed's head: [CLS] + "
+                               'Conv1D kernels 3/4/5 with masked max pooling -> Dense 256 -> Dense)',
+                        choices=('cls', 'cnn'))
+    loss: str = setting('bce', 'training loss: bce (binary cross-entropy), focal (binary focal loss, alpha 0.25, gamma '
+                               "2) or zlpr (Su 2020's multi-label categorical cross-entropy, bert4keras' "
+                               'multilabel_categorical_crossentropy, on the logits; its decision logit > 0 is '
+                               'sigmoid > 0.5)', choices=('bce', 'focal', 'zlpr'))
+    pos_weight: str = setting('none', 'weight of the positive term of each label in the bce/focal loss: none; auto '
+                                      "(sqrt of the most frequent training label's count over this label's count, "
+                                      'capped by --pos-weight-cap: rare labels count more); or a JSON file {label: '
+                                      'weight} (missing labels 1); saved as pos_weights.json')
+    pos_weight_cap: float = setting(10.0, 'largest positive weight --pos-weight auto gives a label',
+                                    limit=(lambda v: v >= 1, 'at least 1'))
+    # Opt-in: on the real corpus it raised validation, not test, exact match (BENCHMARKS.md).
+    tune_thresholds: bool = setting(False, 'after training, tune one threshold per label on the validation split and '
+                                           'save them beside the weights (evaluate/predict use them unless '
+                                           '--threshold is given)')
+
+
+@dataclass
+class PretrainingSettings:
+    """pretrain.py's objective and optimizer (masked language model or replaced-token detection)."""
+    mlm_lr: float = setting(1e-3, 'peak learning rate of the MLM pretraining (AdamW), after the warm-up',
+                            limit=(lambda v: v > 0, 'more than 0'))
+    warmup: float = setting(0.06, 'share of the planned steps (epochs x batches) spent warming the learning rate up '
+                                  'from 0; it then decays linearly to 0 at the last planned step',
+                            limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
+    weight_decay: float = setting(0.01, "AdamW's decoupled weight decay during pretraining",
+                                  limit=(lambda v: v >= 0, '0 or more'))
+    mask_rate: float = setting(0.15, 'share of the tokens the MLM predicts (of those: 80%% [MASK], 10%% a random '
+                                     'token, 10%% unchanged)', limit=(lambda v: 0 < v < 1, 'more than 0 and less than 1'))
+    # Short budgets underfit, so no dropout learns faster.
+    mlm_dropout: float = setting(0.0, 'dropout inside the encoder while pretraining (the written bert_config.json '
+                                      "keeps the architecture's own rate for fine-tuning)",
+                                 limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
+    objective: str = setting('mlm', 'pretraining task: mlm (predict the masked tokens) or rtd (ELECTRA: a small '
+                                    'generator fills the masked tokens in, the model written learns for every token '
+                                    'whether it was replaced)', choices=('mlm', 'rtd'))
+    generator_size: float = setting(0.25, "rtd: the generator's hidden size as a share of the model's (same depth, "
+                                          'shared embeddings)')
+    rtd_weight: float = setting(50.0, "rtd: weight of the replaced-token loss beside the generator's MLM loss")  # ELECTRA: 50
+
+
+@dataclass
+class InferenceSettings:
+    """How a trained model is used, or finished after its last epoch (--calibration): never how
+    its epochs train (training always truncates)."""
+    inference_precision: str = setting('auto', 'inference precision: auto (bfloat16 on CPUs with AVX512-BF16 or AMX '
+                                               'and on GPUs of compute capability 8.0 or more, else float32), float32, '
+                                               'bfloat16 (Keras mixed_bfloat16), or int8 (TFLite dynamic-range '
+                                               'quantization; docs/inference.md)',
+                                       choices=('auto', 'float32', 'bfloat16', 'int8'),
+                                       aliases={'mixed_bfloat16': 'bfloat16'})
+    long_text: str = setting('truncate', 'texts longer than maxlen tokens: truncate (keep the first maxlen) or chunk '
+                                         '(windows of maxlen tokens, --stride apart; a label scores its highest window)',
+                             choices=('truncate', 'chunk'))
+    stride: int = setting(0, 'with --long-text chunk: tokens between the starts of two windows; 0 = half a window',
+                          limit=(lambda v: v >= 0, '0 (half a window) or more'))
+    calibration: str = setting('temperature', 'after training, scale the logits so the scores mean what they say, '
+                                              'fitted on the validation split: temperature (one T, decisions at 0.5 '
+                                              'unchanged), per_label (one T per label) or none',
+                               choices=('temperature', 'per_label', 'none'))
+
+
+@dataclass
+class RunSettings:
+    """How long a training run goes and on which devices: these may change when a run resumes."""
+    epochs: int = setting(50, 'maximum number of epochs', limit=(lambda v: v >= 1, 'at least 1'))
+    patience: int = setting(5, 'early stopping: epochs without improvement of validation exact match',
+                            limit=(lambda v: v >= 1, 'at least 1'))
+    strategy: str = setting('auto', 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with '
+                                    'several GPUs, else default), default (one device), mirrored, multiworker',
+                            choices=('auto', 'default', 'mirrored', 'multiworker'))
+
+
+@dataclass
+class Config(DataSettings, ModelSettings, FineTuningSettings, PretrainingSettings, InferenceSettings, RunSettings):
+    """Every setting, flat (`cfg.maxlen`, `cfg.encoder_lr`): what every module reads."""
+
+
+def shaping(run):
+    """The concerns whose settings shape a 'fine-tuning' (train.py) or 'pretraining' (pretrain.py) run."""
+    return {'fine-tuning': (DataSettings, ModelSettings, FineTuningSettings),
+            'pretraining': (DataSettings, ModelSettings, PretrainingSettings)}[run]
+
+
+def setting_names(run):
+    """The names of the settings that shape `run` (see shaping)."""
+    return [item.name for concern in shaping(run) for item in fields(concern)]
+
+
+def settings_of(cfg, run):
+    """{name: value} of the settings of `cfg` that shape `run`: its resume fingerprint."""
+    return {name: getattr(cfg, name) for name in setting_names(run)}
+
+
+def _metadata(name):
+    return next(item.metadata for item in fields(Config) if item.name == name)
+
+
+# {setting: its values}, for the code that checks a value itself (predict.Classifier, the benchmarks).
+CHOICES = {item.name: item.metadata['choices'] for item in fields(Config) if item.metadata['choices']}
+
+# The values a flag of a single command accepts: (test, what the error says it must be), like a
+# setting's `limit`. Checked as the flag is parsed, so nonsense is refused before any file is
+# read or any model loads.
+LIMITS = {
     'max_samples': (lambda v: v >= 1, 'at least 1'),
     'time_budget': (lambda v: v > 0, 'more than 0 minutes'),
     'layers': (lambda v: v >= 1, 'at least 1'),
@@ -228,8 +287,9 @@ LIMITS = {
 
 
 def limited(kind, name):
-    """An argparse type: the flag's text as `kind`, refused unless LIMITS[name] holds for it."""
-    holds, words = LIMITS[name]
+    """An argparse type: the flag's text as `kind`, refused unless the limit of the setting `name`
+    (or LIMITS[name], a flag of one command) holds for it."""
+    holds, words = LIMITS[name] if name in LIMITS else _metadata(name)['limit']
 
     def parse(text):
         value = kind(text)
@@ -249,44 +309,79 @@ PRETRAIN_HELP = {
     'valid_ratio': "share of each input file held out to measure masked-token accuracy (on a labelled file, "
                    "train.py's validation split with the same --seed)",
     'seed': 'random seed (held-out split, shuffling, masks, initialisation)',
-    'precision': 'Keras dtype policy: float32, mixed_float16 (GPUs) or mixed_bfloat16 (CPUs with AVX512-BF16, '
-                 'TPUs, recent GPUs); the MLM logits and the loss stay float32',
+    'precision': 'training precision: float32, float16 (Keras mixed_float16: GPUs) or bfloat16 (mixed_bfloat16: '
+                 'CPUs with AVX512-BF16, TPUs, recent GPUs); the MLM logits and the loss stay float32',
 }
 SCORING_HELP = {'batch_size': 'texts scored per batch'}  # evaluate.py, predict.py
 
 
-CHOICES = {
-    'model_size': ('small', 'base'),
-    'inference_precision': ('auto', 'float32', 'bfloat16', 'int8'),
-    'head': ('cls', 'cnn'),
-    'loss': ('bce', 'focal', 'zlpr'),
-    'calibration': ('temperature', 'per_label', 'none'),
-    'strategy': ('auto', 'default', 'mirrored', 'multiworker'),
-    'precision': ('float32', 'mixed_float16', 'mixed_bfloat16'),
-    'long_text': ('truncate', 'chunk'),
-    'objective': ('mlm', 'rtd'),
-}
 
 DEFAULTS = Config()
 
 
-def add_flags(parser, *names, helps=None):
-    """Add --flag-name options for the named Config fields, defaults and help from here.
+def chosen(name):
+    """An argparse type for the setting `name` with choices: the text as the value it stands for
+    (a spelling of shown_as or aliases included), refused unless it is one of them."""
+    meta = _metadata(name)
+    spellings = {**{shown: value for value, shown in meta['shown_as'].items()}, **meta['aliases'],
+                 **{value: value for value in meta['choices']}}
+    shown = shown_choices(name)
 
-    helps: {name: help} where a flag means something of its own in this command (PRETRAIN_HELP).
-    """
-    types = {field.name: field.type for field in fields(Config)}
-    helps = {**HELP, **(helps or {})}
+    def parse(text):
+        if text not in spellings:
+            raise argparse.ArgumentTypeError(f'must be one of {", ".join(shown)}, not {text!r}')
+        return spellings[text]
+    parse.__name__ = 'str'  # a string to a recipe (recipe_value)
+    return parse
+
+
+def shown_choices(name):
+    """The values of the setting `name` as --help spells them."""
+    meta = _metadata(name)
+    return [meta['shown_as'].get(value, value) for value in meta['choices']]
+
+
+def add_setting(parser, flag, name, help=None, **kwargs):
+    """The flag of the setting `name`: its default, help (or `help`) and accepted values from its field."""
+    meta = _metadata(name)
+    help = (help or meta['help']) + ' (default: %(default)s)'
+    default = kwargs.pop('default', getattr(DEFAULTS, name))
+    if isinstance(getattr(DEFAULTS, name), bool):
+        return parser.add_argument(flag, dest=name, default=default, action=argparse.BooleanOptionalAction,
+                                   help=help, **kwargs)
+    if meta['choices']:
+        kind, kwargs['metavar'] = chosen(name), '{' + ','.join(shown_choices(name)) + '}'
+        if default in meta['shown_as']:
+            default = meta['shown_as'][default]  # --help's default in the spelling it shows
+    else:
+        kind = limited(type(default), name) if meta['limit'] else type(default)
+    action = parser.add_argument(flag, dest=name, type=kind, default=default, help=help, **kwargs)
+    action.shown_as = meta['shown_as']  # multilabel/recipe.py writes a value as --help spells it
+    return action
+
+
+def add_flags(parser, *names, helps=None):
+    """Add --flag-name options for the named Config fields, defaults, help and accepted values from
+    their fields. helps: {name: help} where a flag means something of its own in this command
+    (PRETRAIN_HELP)."""
     for name in names:
-        flag = '--' + name.replace('_', '-')
-        default = getattr(DEFAULTS, name)
-        if types[name] in (bool, 'bool'):
-            parser.add_argument(flag, dest=name, default=default, action=argparse.BooleanOptionalAction,
-                                help=helps[name] + ' (default: %(default)s)')
-        else:
-            kind = limited(type(default), name) if name in LIMITS else type(default)
-            parser.add_argument(flag, dest=name, type=kind, default=default, choices=CHOICES.get(name),
-                                help=helps[name] + ' (default: %(default)s)')
+        add_setting(parser, '--' + name.replace('_', '-'), name, (helps or {}).get(name))
+
+
+def add_input_file_flag(parser):
+    """--input FILE of a command that reads one labelled file (stats, audit); the file given
+    alone, its older spelling, still works (take_input_file)."""
+    parser.add_argument('--input', metavar='FILE', help='labelled file (`label1|label2 text` lines)')
+    parser.add_argument('file', nargs='?', help=argparse.SUPPRESS)
+
+
+def take_input_file(parser, args):
+    """args.file: the parsed --input FILE, or the FILE given alone."""
+    if args.input and args.file:
+        parser.error(f'give the file once: --input {args.input}')
+    args.file = args.input = args.input or args.file
+    if not args.file:
+        parser.error('the following arguments are required: --input FILE')
 
 
 def add_output_flags(parser, finished):
@@ -301,18 +396,18 @@ def add_output_flags(parser, finished):
 
 def add_trained_model_flags(parser, weights_dir):
     """--weights, and the decision-rule overrides of a trained model (evaluate, predict, serve, export)."""
-    parser.add_argument('--weights', default=weights_dir, help='trained model folder (default: %(default)s)')
+    parser.add_argument('--weights', default=weights_dir, metavar='DIR', help='trained model folder (default: %(default)s)')
+    threshold = _metadata('threshold')['help']
     parser.add_argument('--threshold', type=limited(float, 'threshold'), default=None,
-                        help=HELP['threshold'] + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')
+                        help=threshold + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')
     parser.add_argument('--top1-fallback', default=None, action=argparse.BooleanOptionalAction,
-                        help=HELP['top1_fallback'] + ' (default: as saved with the model)')
+                        help=_metadata('top1_fallback')['help'] + ' (default: as saved with the model)')
 
 
 def add_inference_precision_flag(parser):
-    """--precision of the inference scripts (train.py's --precision is the training policy)."""
-    parser.add_argument('--precision', dest='inference_precision', default=DEFAULTS.inference_precision,
-                        choices=CHOICES['inference_precision'],
-                        help=HELP['inference_precision'] + ' (default: %(default)s)')
+    """--precision of the inference scripts (train.py's --precision is the training policy; both
+    spell their values alike)."""
+    add_setting(parser, '--precision', 'inference_precision')
 
 
 def from_args(args):
@@ -381,8 +476,10 @@ def long_flag(action):
 
 def recipe_keys(parser):
     """{key: argparse action} of the flags a recipe may set for `parser`: --encoder-lr is encoder_lr."""
-    return {long_flag(action)[2:].replace('-', '_'): action for action in parser._actions
-            if action.option_strings and action.dest not in NOT_IN_RECIPES}
+    named = [(long_flag(action), action) for action in parser._actions if action.option_strings]
+    named += list(getattr(parser, 'aliases', {}).items())  # a recipe of the older names still reads
+    return {flag[2:].replace('-', '_'): action for flag, action in named
+            if flag.startswith('--') and action.dest not in NOT_IN_RECIPES}
 
 
 def recipe_section(parser, file, section):

@@ -19,12 +19,14 @@ import path
 
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Exact-match accuracy and per-label report of a trained model.')
-    parser.add_argument('--data', help='folder holding multi-classification-test.txt (e.g. ../shared/data)')
-    parser.add_argument('--test', help='labelled file (default: data/multi-classification-test.txt '
-                                       'if present, else the bundled data/sample-test.txt)')
+    parser.add_argument('--data', metavar='DIR', help='folder holding multi-classification-test.txt (e.g. ../shared/data)')
+    parser.add_argument('--input', dest='test', aliases=['--test'], metavar='FILE',
+                        help='labelled test file (default: data/multi-classification-test.txt '
+                             'if present, else the bundled data/sample-test.txt)')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
-    parser.add_argument('--report-dir', help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and '
-                                             f'{path.ERRORS_NAME} (default: the --weights folder)')
+    parser.add_argument('--out', dest='report_dir', aliases=['--report-dir'], metavar='DIR',
+                        help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and {path.ERRORS_NAME} '
+                             '(default: the --weights folder)')
     config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)
     config.add_inference_precision_flag(parser)
     config.add_flags(parser, 'long_text', 'stride')

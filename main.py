@@ -5,9 +5,9 @@
     python main.py train    [flags]
     python main.py evaluate [flags]
     python main.py predict  [flags] "文本"
-    python main.py stats    FILE [flags]
-    python main.py audit    FILE [flags]
-    python main.py suggest  --texts FILE -n N --out FILE [flags]
+    python main.py stats    --input FILE [flags]
+    python main.py audit    --input FILE [flags]
+    python main.py suggest  --input FILE -n N --out FILE [flags]
     python main.py plot     [flags]
     python main.py export   [flags]
     python main.py serve    [flags]

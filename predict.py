@@ -1,8 +1,8 @@
 """Predict the labels of texts with a trained model.
 
     python predict.py "青岛地铁施工段坍塌致3人遇难"            # labels, joined by '|'
-    python predict.py --file texts.txt --json               # one JSON line per text, with scores
-    cat texts.txt | python predict.py --file - --threshold 0.4
+    python predict.py --input texts.txt --json              # one JSON line per text, with scores
+    cat texts.txt | python predict.py --input - --threshold 0.4
 
 In Python, the model is loaded once and reused:
 
@@ -86,13 +86,14 @@ class InputNotes:
         if self.totals['labelled']:
             print(f"note: {self.where('labelled')} look{'s' if self.totals['labelled'] == 1 else ''} labelled "
                   '("label|label text" with this model\'s labels), read whole as text; give the texts alone, '
-                  'or score a labelled file with evaluate.py --test', file=sys.stderr)
+                  'or score a labelled file with evaluate.py --input', file=sys.stderr)
 
 
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Predict labels of texts with a trained model.')
     parser.add_argument('texts', nargs='*', help='texts to classify')
-    parser.add_argument('--file', help="file with one text per line, UTF-8 ('-' for standard input)")
+    parser.add_argument('--input', dest='file', aliases=['--file'], metavar='FILE',
+                        help="file with one text per line, UTF-8 ('-' for standard input)")
     parser.add_argument('--json', action='store_true', help='print one JSON object per text, with scores')
     parser.add_argument('--explain', action='store_true',
                         help='for each predicted label, the characters that raised its score most (multilabel/explain.py: '
@@ -103,7 +104,7 @@ def parse_args(argv=None):
     config.add_flags(parser, 'long_text', 'stride')
     args = parser.parse_args(argv)
     if not args.texts and not args.file:
-        parser.error('give texts as arguments or --file FILE (- for standard input)')
+        parser.error('give texts as arguments or --input FILE (- for standard input)')
     return args
 
 

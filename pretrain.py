@@ -3,7 +3,7 @@ replaced-token detection (`--objective rtd`, multilabel/rtd.py).
 
     python pretrain.py                                     # bundled sample -> pretrained/self/
     python pretrain.py --data ../shared/data --out pretrained/self-small --maxlen 64 --epochs 12
-    python pretrain.py --texts more.txt --init pretrained/self-small --out pretrained/self-small-2
+    python pretrain.py --texts more.txt --pretrained pretrained/self-small --out pretrained/self-small-2
     python pretrain.py --objective rtd --layers 4 --hidden 256 --heads 4   # ELECTRA-style
     python pretrain.py --config configs/self-pretrained.toml --out pretrained/self-4l  # a recipe's [pretrain]
     python train.py --pretrained pretrained/self-small ...  # fine-tune from it
@@ -13,7 +13,7 @@ The output folder has exactly the layout of the official releases: bert_config.j
 vocab.txt and bert_model.ckpt.{index,data-00000-of-00001,meta} with the official variable
 names, so `train.py --pretrained DIR` loads it through the same code as the official
 checkpoints. Pretraining on the task's own texts recovers much of what downloaded weights
-give (Krishna et al., ACL 2023); continuing an official checkpoint with --init is
+give (Krishna et al., ACL 2023); continuing an official checkpoint with --pretrained is
 domain-adaptive pretraining (Gururangan et al., ACL 2020).
 
 Input: labelled files (`label1|label2 text`: the texts are used, the labels ignored) or,
@@ -44,25 +44,20 @@ import config
 import path
 
 
-# The config.Config fields that shape a pretraining run: its flags (with epochs and patience) and
-# its resume fingerprint. A field added or re-defaulted for fine-tuning or inference is not here,
-# so a pretraining started before that change still resumes; epochs and patience may grow on resume.
-SETTINGS = ('model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
-            'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision')
-
-
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Masked-language-model pretraining of RoFormer-v2; writes a '
                                                  'folder in the official checkpoint layout.')
-    parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
-    parser.add_argument('--train', nargs='+', metavar='FILE',
+    parser.add_argument('--data', metavar='DIR', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
+    parser.add_argument('--input', dest='train', aliases=['--train'], nargs='+', metavar='FILE',
                         help='labelled files whose texts are used (default: data/multi-classification-train.txt '
                              'if present, else the bundled data/sample-train.txt)')
     parser.add_argument('--texts', nargs='+', metavar='FILE', help='plain-text files, one text per line '
                                                                    '(instead of the labelled training file)')
-    parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, help='output folder (default: %(default)s)')
-    parser.add_argument('--init', metavar='DIR', help='continue pretraining this checkpoint folder (its '
-                                                      'architecture and vocabulary) instead of random weights')
+    parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, metavar='DIR',
+                        help='the checkpoint folder it writes (default: %(default)s)')
+    parser.add_argument('--pretrained', dest='init', aliases=['--init'], metavar='DIR',
+                        help='continue pretraining this checkpoint folder (its architecture and vocabulary) '
+                             'instead of random weights')
     parser.add_argument('--layers', type=config.limited(int, 'layers'),
                         help='encoder layers (default: those of --model-size)')
     parser.add_argument('--hidden', type=config.limited(int, 'hidden'),
@@ -75,12 +70,12 @@ def parse_args(argv=None):
     parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop after this many minutes: the epoch under way ends early and is scored '
                              '(the learning-rate decay is still planned over --epochs)')
-    config.add_flags(parser, *SETTINGS, 'epochs', 'patience', helps=config.PRETRAIN_HELP)
+    config.add_flags(parser, *config.setting_names('pretraining'), 'epochs', 'patience', helps=config.PRETRAIN_HELP)
     config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
     if args.init and (args.layers or args.hidden or args.heads):
-        parser.error('--init takes the architecture of its checkpoint: drop --layers/--hidden/--heads')
+        parser.error('--pretrained takes the architecture of its checkpoint: drop --layers/--hidden/--heads')
     if args.data and not args.train:
         args.train = [os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))]
     if not args.train and not args.texts:
@@ -173,7 +168,7 @@ def pretrain(args, cfg):
     fingerprint = {'train': [os.path.abspath(f) for f in args.train], 'texts': [os.path.abspath(f) for f in args.texts],
                    'max_samples': args.max_samples, 'architecture': bert_config,
                    'vocab': os.path.abspath(vocab_path), 'init': args.init and os.path.abspath(args.init),
-                   'config': {name: getattr(cfg, name) for name in SETTINGS}}
+                   'config': config.settings_of(cfg, 'pretraining')}  # epochs and patience may grow
     run = run_lib.Run(args.out, fingerprint, {'model': model, 'optimizer': model.optimizer}, args.resume,
                       columns, metric=metric, keep='last' if cfg.objective == 'rtd' else 'best')
     held_out_data = masker.batches(held_out_ids, cfg.batch_size, cfg.seed + 1)  # the same masks every epoch

@@ -2,7 +2,7 @@
 
     python train.py                                           # bundled sample (or data/multi-classification-*.txt)
     python train.py --data ../shared/data --model-size small  # the full corpus
-    python train.py --from-model weights --train new-labels.txt --weights weights-grown  # add labels
+    python train.py --from-model weights --input new-labels.txt --weights weights-grown  # add labels
     python train.py --help
 
 Layered learning rates (small for the encoder, larger for the head), Adam with an EMA of
@@ -29,16 +29,18 @@ from multilabel import model_folder
 
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Fine-tune RoFormer-v2 for multi-label text classification.')
-    parser.add_argument('--data', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
-    parser.add_argument('--train', help='training file (default: data/multi-classification-train.txt '
-                                        'if present, else the bundled data/sample-train.txt)')
-    parser.add_argument('--valid', help='validation file (default: a --valid-ratio share of the training file)')
-    parser.add_argument('--pretrained', help='pretrained folder with bert_config.json, vocab.txt and, '
+    parser.add_argument('--data', metavar='DIR', help='folder holding multi-classification-train.txt (e.g. ../shared/data)')
+    parser.add_argument('--input', dest='train', aliases=['--train'], metavar='FILE',
+                        help='labelled training file (default: data/multi-classification-train.txt '
+                             'if present, else the bundled data/sample-train.txt)')
+    parser.add_argument('--valid', metavar='FILE', help='validation file (default: a --valid-ratio share of the training file)')
+    parser.add_argument('--pretrained', metavar='DIR', help='pretrained folder with bert_config.json, vocab.txt and, '
                                              'if available, bert_model.ckpt.* (default: from --model-size)')
     parser.add_argument('--from-model', metavar='DIR',
                         help='continue this trained model folder (its architecture, vocabulary, encoder and head) '
                              'instead of --pretrained; labels of the training file it lacks are added')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='output folder (default: %(default)s)')
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, metavar='DIR',
+                        help='the trained model folder it writes (default: %(default)s)')
     parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
                         help='use only the first N training lines (quick runs)')
     config.add_output_flags(parser, 'model')
@@ -186,10 +188,9 @@ def fine_tune(args, cfg, strategy, out_dir):
     # Everything a resumed run needs, saved after every epoch: weights, optimizer slots (EMA
     # included), step count, best score, early-stopping counter. The data order of epoch e is
     # a function of (seed, e) and the validation split of the seed, so they come back as well.
-    # Epochs and patience may grow on resume, and the devices may change; how the model
-    # will be used (precision, long texts) does not touch training.
-    settings = {k: v for k, v in vars(cfg).items()
-                if k not in ('epochs', 'patience', 'strategy') + config.INFERENCE_ONLY + config.PRETRAINING_ONLY}
+    # The settings of the concerns that shape fine-tuning: epochs, patience and the devices may
+    # change on resume, and how the model will be used does not touch training.
+    settings = config.settings_of(cfg, 'fine-tuning')
     fingerprint = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
     if args.from_model:
         fingerprint['from_model'] = os.path.abspath(args.from_model)

@@ -1,8 +1,8 @@
 """Data audit: the lines of a labelled file whose labels look wrong, before training on it.
 
-    python main.py audit ../shared/data/multi-classification-train.txt     # also: python main.py audit FILE
-    python main.py audit FILE --top 50 --out audit.json                     # table of 50, all of it as JSON
-    python main.py audit FILE --json                                        # the JSON on stdout instead of the table
+    python main.py audit --input ../shared/data/multi-classification-train.txt
+    python main.py audit --input FILE --top 50 --out audit.json     # table of 50, all of it as JSON
+    python main.py audit --input FILE --json                        # the JSON on stdout instead of the table
 
 Three checks, ranked together:
 1. Likely mislabelled lines. A fast model (TF-IDF over character 1-3-grams + one
@@ -34,7 +34,7 @@ import path
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Find likely mislabelled lines, conflicting near-duplicates and '
                                                  'too-rare labels in a labelled file.')
-    parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
+    config.add_input_file_flag(parser)
     parser.add_argument('--folds', type=config.limited(int, 'folds'), default=5, help='cross-validation folds (default: %(default)s)')
     parser.add_argument('--similarity', type=config.limited(float, 'similarity'), default=0.9,
                         help='TF-IDF cosine from which two texts are near-duplicates (default: %(default)s)')
@@ -46,7 +46,9 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true', help='print the whole audit as JSON instead of the table')
     parser.add_argument('--out', help='also write the whole audit as JSON to this file')
     parser.add_argument('--seed', type=int, default=config.DEFAULTS.seed, help='fold assignment (default: %(default)s)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    config.take_input_file(parser, args)
+    return args
 
 
 def vectorizer(min_df=1):

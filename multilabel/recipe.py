@@ -2,7 +2,7 @@
 
     python main.py recipe configs/demo.toml --out weights/demo
     python main.py recipe configs/self-pretrained.toml --out weights/self-pretrained \\
-        --data ../shared/data/multi-classification-train.txt --test ../shared/data/multi-classification-test.txt
+        --input ../shared/data/multi-classification-train.txt --test ../shared/data/multi-classification-test.txt
     python main.py recipe --help
 
 A recipe is a TOML file with one section per command, each key one of its flags with
@@ -14,7 +14,7 @@ underscores (config.py, `--config`). The stages, each the command's own `main`:
 2. [train]: train.py into OUT, from OUT-pretrained when there is one;
 3. evaluate.py of OUT on the test file, with the flags of the optional [evaluate] section.
 
---out names both folders and --data replaces the training file of both training stages,
+--out names both folders and --input replaces the training file of both training stages,
 --test the test file. Every section is checked against its command's flags before anything
 runs: a bad key or value is one line naming the file and the key.
 
@@ -45,11 +45,11 @@ def parse_args(argv=None):
     parser.add_argument('recipe', metavar='FILE', help='recipe file, e.g. configs/self-pretrained.toml')
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='folder of the trained model; the pretrained checkpoint goes into DIR-pretrained')
-    parser.add_argument('--data', metavar='FILE',
+    parser.add_argument('--input', dest='data', aliases=['--data'], metavar='FILE',
                         help="labelled training file of pretraining and fine-tuning (default: the recipe's [train] "
-                             'train, else data/multi-classification-train.txt if present, else the bundled sample)')
+                             'input, else data/multi-classification-train.txt if present, else the bundled sample)')
     parser.add_argument('--test', metavar='FILE',
-                        help="labelled file the model is evaluated on (default: the recipe's [evaluate] test, else "
+                        help="labelled file the model is evaluated on (default: the recipe's [evaluate] input, else "
                              'data/multi-classification-test.txt if present, else the bundled sample)')
     return parser.parse_args(argv)
 
@@ -66,7 +66,8 @@ def flags_of(parser, values):
         elif action.nargs == 0:  # a switch (store_true): given when set
             flags += [flag] if value else []
         else:
-            flags += [flag, *map(str, value if isinstance(value, list) else [value])]
+            spelled = getattr(action, 'shown_as', {})  # as --help spells it (config.add_setting)
+            flags += [flag, *(str(spelled.get(item, item)) for item in (value if isinstance(value, list) else [value]))]
     return flags
 
 
@@ -106,9 +107,9 @@ def plan(args):
 
 
 def read_the_training_file(pretraining, training, data):
-    """Pretraining reads the fine-tuning file (--data, else [train]'s) without the split train.py
+    """Pretraining reads the fine-tuning file (--input, else [train]'s) without the split train.py
     validates on, so fine-tuning's early stopping scores texts pretraining never saw: the same
-    file, first lines, share and seed. A [pretrain] that names its own input keeps it, but --data
+    file, first lines, share and seed. A [pretrain] that names its own input keeps it, but --input
     replaces its labelled file (its plain --texts stay)."""
     inputs = {'train', 'texts', 'data'} & pretraining.keys()
     if data and inputs - {'texts'}:
@@ -122,6 +123,18 @@ def read_the_training_file(pretraining, training, data):
     for key in ('max_samples', 'valid_ratio', 'seed'):
         if key in training:
             pretraining.setdefault(key, training[key])
+
+
+def same_flags(module, earlier, flags):
+    """Whether the flags a stage ran with before give its command the settings `flags` give: a
+    flag renamed since then (its older name still an alias) is the same flag."""
+    if earlier is None or earlier == flags:
+        return earlier is not None
+    parser = config.parser_of(module.parse_args)
+    try:
+        return vars(parser.parse_args(earlier)) == vars(parser.parse_args(flags))
+    except config.InputError:  # a flag the command no longer has
+        return False
 
 
 def read_record(out, folders):
@@ -147,7 +160,7 @@ def main(argv=None):
     for stage, module, flags, folder in stages:
         earlier = record.get(stage, {})
         finished = all(os.path.exists(os.path.join(folder, name)) for name in FINISHED[stage])
-        same = not ran and earlier.get('flags') == flags
+        same = not ran and same_flags(module, earlier.get('flags'), flags)
         if same and earlier.get('finished') and finished:
             print(f'recipe: {stage}: skipped, finished in {folder}', flush=True)
             continue

@@ -1,8 +1,9 @@
 """Data report: what a labelled file holds, before training on it.
 
-    python main.py stats data/sample-train.txt               # also: python loader.py --stats FILE
-    python main.py stats ../shared/data/multi-classification-train.txt --maxlen 128
-    python main.py stats FILE --json                         # the same numbers as one JSON object
+    python main.py stats --input data/sample-train.txt       # also: python loader.py --stats FILE
+    python main.py stats --input ../shared/data/multi-classification-train.txt --maxlen 128
+    python main.py stats --input FILE --weights weights      # that model's tokens and maxlen
+    python main.py stats --input FILE --json                 # the same numbers as one JSON object
 
 Label frequencies, labels per line, text length percentiles in characters and in tokens
 ([CLS] and [SEP] included, the unit of --maxlen), the lines longer than maxlen (training
@@ -93,18 +94,29 @@ def format_stats(stats, name):
 
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
-    parser.add_argument('file', help='labelled file (`label1|label2 text` lines)')
+    config.add_input_file_flag(parser)
+    parser.add_argument('--weights', metavar='DIR',
+                        help="a trained model folder: lengths in its vocabulary's tokens, against its maxlen")
     vocab = os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME)
-    parser.add_argument('--vocab', default=vocab, help='vocabulary for the token lengths (default: %(default)s)')
+    parser.add_argument('--vocab', help=f'vocabulary for the token lengths (default: that of --weights, else {vocab})')
     parser.add_argument('--json', action='store_true', help='print the report as one JSON object')
     config.add_flags(parser, 'maxlen')
-    return parser.parse_args(argv)
+    parser.set_defaults(maxlen=None)  # the --weights model's own, else config's
+    args = parser.parse_args(argv)
+    config.take_input_file(parser, args)
+    if not args.vocab:
+        args.vocab = os.path.join(args.weights, path.VOCAB_NAME) if args.weights else vocab
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     import loader
     from multilabel import run
+    if args.weights and args.maxlen is None:
+        import predict
+        args.maxlen = predict.load_meta(args.weights)['maxlen']
+    args.maxlen = args.maxlen or config.DEFAULTS.maxlen
     if not os.path.isfile(args.vocab):
         raise config.InputError(f'{args.vocab}: no such vocabulary file')
     stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen,

@@ -1,8 +1,8 @@
 """What to label next: unlabelled texts ranked for labelling, written in the data format with
 the model's labels pre-filled, so a person only corrects them.
 
-    python main.py suggest --weights weights --texts unlabelled.txt -n 200 --out to-label.txt
-    python main.py suggest --weights weights --texts unlabelled.txt -n 200 --out to-label.txt --overwrite
+    python main.py suggest --weights weights --input unlabelled.txt -n 200 --out to-label.txt
+    python main.py suggest --weights weights --input unlabelled.txt -n 200 --out to-label.txt --overwrite
 
 In Python:
 
@@ -87,7 +87,8 @@ def write_lines(out, ranked):
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Rank unlabelled texts for labelling and write the top N '
                                                  "in the data format, the model's labels pre-filled.")
-    parser.add_argument('--texts', required=True, help='unlabelled texts, one per line')
+    parser.add_argument('--input', dest='texts', aliases=['--texts'], metavar='FILE', required=True,
+                        help='unlabelled texts, one per line')
     parser.add_argument('-n', type=int, required=True, help='how many texts to suggest')
     parser.add_argument('--out', required=True, help='output file (`label1|label2 text` lines, best first)')
     parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')

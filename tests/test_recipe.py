@@ -232,7 +232,7 @@ def test_the_shipped_recipes_are_the_commands_they_stand_for():
             args.patience, args.precision, args.group_by_length, args.fgm_epsilon, args.time_budget) == \
         (128, 32, 1e-4, 1e-3, 0.99, 50, 5, 'mixed_bfloat16', 50, 0.5, 35)
     assert (args.train, args.pretrained) == ('data/multi-classification-train.txt', 'weights/self-pretrained')
-    assert evaluation == ['--test', 'data/multi-classification-test.txt', '--weights', 'weights/self']
+    assert evaluation == ['--input', 'data/multi-classification-test.txt', '--weights', 'weights/self']
 
 
 def test_pretraining_reads_the_fine_tuning_file_with_its_split(tmp_path):
@@ -249,4 +249,4 @@ def test_pretraining_reads_the_fine_tuning_file_with_its_split(tmp_path):
     stages, evaluation = recipe.plan(recipe.parse_args([str(file), '--out', out, '--data', 'd.txt', '--test', 't.txt']))
     (_, _, pretraining, _), (_, _, training, _) = stages
     assert pretrain.parse_args(pretraining).train == ['d.txt'] and train.parse_args(training).train == 'd.txt'
-    assert evaluation == ['--test', 't.txt', '--weights', out]
+    assert evaluation == ['--input', 't.txt', '--weights', out]
