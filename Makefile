@@ -51,7 +51,7 @@ demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
 	$(PY) main.py predict --weights $(DEMO_WEIGHTS) "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests  # two worker processes (pytest-xdist): the suite is mostly single-threaded start-up
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -114,8 +114,8 @@ def main(argv=None):
     import loader
     from multilabel import run
     if args.weights and args.maxlen is None:
-        import predict
-        args.maxlen = predict.load_meta(args.weights)['maxlen']
+        from multilabel import model_folder
+        args.maxlen = model_folder.read(args.weights)['maxlen']
     args.maxlen = args.maxlen or config.DEFAULTS.maxlen
     if not os.path.isfile(args.vocab):
         raise config.InputError(f'{args.vocab}: no such vocabulary file')
