@@ -68,8 +68,8 @@ def parse_args(argv=None):
                         help='use only the first N lines of each file (quick runs)')
     config.add_output_flags(parser, 'checkpoint')
     parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
-                        help='stop after this many minutes: the epoch under way ends early and is scored '
-                             '(the learning-rate decay is still planned over --epochs)')
+                        help='stop after this many minutes of the whole run, resumes included: the epoch under '
+                             'way ends early and is scored (the learning-rate decay is still planned over --epochs)')
     config.add_flags(parser, *config.setting_names('pretraining'), 'epochs', 'patience', helps=config.PRETRAIN_HELP)
     config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes

@@ -45,8 +45,9 @@ def parse_args(argv=None):
                         help='use only the first N training lines (quick runs)')
     config.add_output_flags(parser, 'model')
     parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
-                        help='stop training after this many minutes: the epoch under way ends early, is '
-                             'validated, and the best weights are kept (default: no limit)')
+                        help='stop training after this many minutes of the whole run, resumes included: the '
+                             'epoch under way ends early, is validated, and the best weights are kept '
+                             '(default: no limit)')
     parser.add_argument('--tensorboard', nargs='?', const='', metavar='DIR',
                         help=f'write TensorBoard logs to DIR (default DIR: WEIGHTS/{path.TENSORBOARD_DIR}); '
                              'view them with `tensorboard --logdir DIR`')
