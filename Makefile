@@ -50,8 +50,9 @@ demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
 	$(PY) main.py plot --weights $(DEMO_WEIGHTS)
 	$(PY) main.py predict --weights $(DEMO_WEIGHTS) "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
 
+# Two pytest-xdist workers: most of the suite's time is single-threaded start-up and small models.
 test: setup
-	$(PY) -m pytest -q -n 2 tests  # two worker processes (pytest-xdist): the suite is mostly single-threaded start-up
+	$(PY) -m pytest -q -n 2 tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
