@@ -314,8 +314,6 @@ PRETRAIN_HELP = {
 }
 SCORING_HELP = {'batch_size': 'texts scored per batch'}  # evaluate.py, predict.py
 
-
-
 DEFAULTS = Config()
 
 

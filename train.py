@@ -208,7 +208,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     def save_best(first):
         if first:
             model_folder.write(out_dir, cfg, labels, args.pretrained)
-        path.atomic_write(os.path.join(out_dir, path.WEIGHTS_NAME), classifier.save_weights)
+        model_folder.save_weights(out_dir, classifier)
 
     if run.finished(cfg.epochs, cfg.patience, args.time_budget):
         print('this run had already finished')
@@ -225,7 +225,7 @@ def fine_tune(args, cfg, strategy, out_dir):
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
                        callbacks=callbacks, verbose=0)
     state = run.state
-    best_weights = os.path.join(out_dir, path.WEIGHTS_NAME)
+    best_weights = model_folder.weights_path(out_dir)
 
     if os.path.exists(best_weights):
         classifier.load_weights(best_weights)

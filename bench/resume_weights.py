@@ -28,11 +28,10 @@ def main(argv=None):
     parser.add_argument('--epoch', type=int, required=True, help='the epoch that checkpoint closed')
     args = parser.parse_args(argv)
     import model as model_lib
-    
     meta = model_folder.read(args.weights)
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     cfg = config.Config(**state['run']['config'])
-    classifier = model_lib.build_classifier(os.path.join(args.weights, path.CONFIG_NAME), len(meta['labels']),
+    classifier = model_lib.build_classifier(model_folder.config_path(args.weights), len(meta['labels']),
                                             dropout=meta['dropout'], head=meta.get('head', 'cls'))
     model_lib.compile_for_training(classifier, cfg)
     import tensorflow as tf
@@ -46,7 +45,7 @@ def main(argv=None):
     for name in os.listdir(args.weights):
         if os.path.isfile(os.path.join(args.weights, name)) and name != path.WEIGHTS_NAME:
             shutil.copy(os.path.join(args.weights, name), args.out)
-    classifier.save_weights(os.path.join(args.out, path.WEIGHTS_NAME))
+    model_folder.save_weights(args.out, classifier)
     path.write_json(os.path.join(args.out, path.RESUME_DIR, path.RESUME_STATE_NAME),
                     {**state, 'epoch': args.epoch, 'checkpoint': args.checkpoint, 'source': args.weights})
     print(f'{args.out}: the EMA weights of {args.checkpoint} (epoch {args.epoch}, '

@@ -206,7 +206,7 @@ def random_weights(folder):
     model_folder.write(folder, config.Config(maxlen=64), labels, pretrained)
     keras.utils.set_random_seed(0)
     model = model_lib.build_classifier(os.path.join(pretrained, path.CONFIG_NAME), NUM_LABELS)
-    model.save_weights(os.path.join(folder, path.WEIGHTS_NAME))
+    model_folder.save_weights(folder, model)
     return folder
 
 

@@ -1,7 +1,7 @@
 """Export a trained model as a TensorFlow SavedModel, for TF Serving or any TensorFlow runtime.
 
     python main.py export                                  # weights/ -> weights/saved_model/
-    python main.py export --weights weights --out /srv/models/labels/1
+    python main.py export --weights weights --out serving/labels/1
     python main.py export --threshold 0.4 --no-top1-fallback   # the decision the `text` signature makes
     python main.py export --long-text chunk --stride 32    # the text signature reads long texts in windows
 

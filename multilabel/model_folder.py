@@ -68,6 +68,11 @@ def write(folder, cfg, labels, pretrained_dir):
     })
 
 
+def save_weights(folder, model):
+    """The Keras model's weights as the folder's best_weights.h5, written whole or not at all."""
+    path.atomic_write(weights_path(folder), model.save_weights)
+
+
 def update_meta(folder, **fields):
     """model.json with `fields` set (the temperature at the end of training)."""
     meta_file = os.path.join(folder, path.META_NAME)
