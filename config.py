@@ -32,6 +32,11 @@ class InputError(ValueError):
     """A problem with the user's files or flags: reported in one line, without a traceback."""
 
 
+def interactive():
+    """Live progress bars only on a terminal: logs, pipes and nohup get one line per epoch."""
+    return sys.stderr.isatty()
+
+
 def run_main(main):
     """Run a script's main(); an InputError ends it with `error: ...` on stderr and exit status 1."""
     try:

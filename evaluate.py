@@ -10,11 +10,18 @@ precision/recall-vs-threshold curve and the most confused label pairs, to report
 report.csv (see multilabel/report.py) for `python main.py plot` to draw, and every wrongly predicted text,
 with its line number, true and predicted labels and their scores, to errors.jsonl.
 """
+import json
 import os
 import sys
 
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report
+
 import config
 import path
+from multilabel import calibration
+from multilabel import inference
+from multilabel import report as report_lib
 
 
 def parse_args(argv=None):
@@ -41,9 +48,7 @@ def parse_args(argv=None):
 def evaluate(classifier, samples, batch_size, report_dir=None):
     """(exact-match accuracy, classification report text) of `classifier` on `samples`;
     with `report_dir`, also report.json and report.csv there."""
-    import loader
-    from multilabel import run
-    from sklearn.metrics import accuracy_score, classification_report
+    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     known = set(classifier.labels)
     unknown = sorted({label for s in samples for label in s.labels if label not in known})
     if unknown:
@@ -51,13 +56,12 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
               file=sys.stderr)
     targets = loader.multi_hot(samples, classifier.labels).astype('int32')
     predictions, _, scores = classifier.predict_batch([s.text for s in samples], batch_size,
-                                                      progress=run.interactive())
+                                                      progress=config.interactive())
     accuracy = accuracy_score(targets, predictions)
     print(calibration_line(scores, targets, classifier.temperature))
     report = classification_report(targets, predictions, target_names=classifier.labels,
                                    digits=4, zero_division=0)
     if report_dir:
-        from multilabel import report as report_lib
         written = report_lib.write(report_dir, report_lib.build(classifier.labels, targets, predictions, scores,
                                                                 classifier.threshold, classifier.top1_fallback))
         errors_path = os.path.join(report_dir, path.ERRORS_NAME)
@@ -69,8 +73,6 @@ def evaluate(classifier, samples, batch_size, report_dir=None):
 def calibration_line(scores, targets, temperature):
     """The expected calibration error of the scores the model answers with, and of its raw
     scores (the temperature undone) when it has one."""
-    from multilabel import calibration
-    import numpy as np
     line = f'expected calibration error: {calibration.expected_calibration_error(scores, targets):.4f}'
     if np.any(np.asarray(temperature) != 1):
         raw = calibration.apply(scores, 1 / np.asarray(temperature, dtype='float64'))
@@ -83,8 +85,6 @@ def write_errors(errors_path, samples, labels, targets, predictions, scores):
     counts it), in file order: the line number in the file, the text, the true and predicted
     labels, and the scores of both (a missed label's low score, a wrong label's high one).
     Returns how many were written."""
-    import json
-    import numpy as np
     wrong = np.flatnonzero((targets != predictions).any(axis=1))
 
     def write(temporary):
@@ -107,8 +107,7 @@ def write_errors(errors_path, samples, labels, targets, predictions, scores):
 
 def main(argv=None):
     args = parse_args(argv)
-    import loader
-    from multilabel import inference
+    import loader  # as in evaluate()
     samples = loader.read_samples(args.test)  # a bad file is said before the model loads
     classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                                     long_text=args.long_text, stride=args.stride)

@@ -4,8 +4,12 @@ EMA) and FGM adversarial training in an eager `train_step` that works under tf.d
 import os
 import sys
 
+import h5py
+import numpy as np
+
 from multilabel import compat
 from multilabel.compat import keras, tf
+from bert4keras.backend import multilabel_categorical_crossentropy
 from bert4keras.models import build_transformer_model
 
 import config
@@ -189,8 +193,6 @@ def load_grown(classifier, weights_path, old_labels, labels, priors):
     share in the new training data), so a new label is first predicted as rarely as it occurs
     instead of at random.
     """
-    import h5py
-    import numpy as np
     if list(labels[:len(old_labels)]) != list(old_labels):
         raise ValueError('the new labels must follow the old ones, in their order')
     classifier.load_weights(weights_path, by_name=True, skip_mismatch=True)  # all but a grown head
@@ -254,6 +256,13 @@ class PositiveWeightedLoss(keras.losses.Loss):
         return tf.reduce_mean(elementwise * (1 + (self.pos_weights - 1) * y_true), axis=-1)
 
 
+def learning_rates(optimizer):
+    """(encoder, head) learning rate of build_optimizer's optimizer, as it stands now."""
+    encoder = float(keras.backend.get_value(optimizer.learning_rate))
+    head = encoder * optimizer.paramwise_lr_schedule.get(HEAD_PREFIX, 1.0)
+    return float(f'{encoder:.7g}'), float(f'{head:.7g}')  # float32: 7 significant digits, not 4.9999998e-05
+
+
 def positive_weights(setting, labels, targets, cap):
     """The per-label positive weights of `--pos-weight` (None for 'none'), in `labels` order.
 
@@ -263,7 +272,6 @@ def positive_weights(setting, labels, targets, cap):
     negatives/positives ratio is 5 to 450 on the real corpus, so any cap would flatten it
     to one number for nearly every label: a lower threshold for all, not help for the rare.
     """
-    import numpy as np
     if setting == 'none':
         return None
     if setting == 'auto':
@@ -300,7 +308,6 @@ class ZLPRLoss(keras.losses.Loss):
         super().__init__(name=name)
 
     def call(self, y_true, y_pred):
-        from bert4keras.backend import multilabel_categorical_crossentropy
         return multilabel_categorical_crossentropy(tf.cast(y_true, y_pred.dtype), sigmoid_logits(y_pred))
 
 

@@ -17,6 +17,7 @@ import json
 import sys
 
 import config
+from multilabel import explain
 from multilabel.inference import Classifier  # noqa: F401  (predict.Classifier is the documented API)
 import path
 
@@ -110,8 +111,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import loader
-    from multilabel import explain
+    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     source = 'standard input' if args.file == '-' else args.file  # None: the texts are arguments
     if args.file and args.file != '-':
         # The whole file is read once before the model loads, so a bad byte on its last line is

@@ -36,9 +36,15 @@ the masked tokens; the model written learns for every token whether it was repla
 held-out figures (generator masked-token accuracy, replaced-token accuracy and recall) are
 recorded, but they measure a task that hardens as the generator learns, so the checkpoint
 of the last epoch is the one kept (as in ELECTRA) and --patience does not apply.
+
+TensorFlow starts with loader, model and multilabel's run, scale, mlm, rtd and compat: they
+are imported inside the functions, after the flags are read, so --help and a wrong flag
+answer at once.
 """
 import os
 import shutil
+
+import numpy as np
 
 import config
 import path
@@ -131,8 +137,6 @@ def main(argv=None):
 
 
 def pretrain(args, cfg):
-    import numpy as np
-
     import loader
     from multilabel import mlm
     from multilabel import rtd
@@ -152,8 +156,8 @@ def pretrain(args, cfg):
     print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
 
     tokenizer = loader.load_tokenizer(vocab_path)
-    train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, run_lib.interactive())
-    held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, run_lib.interactive())
+    train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, config.interactive())
+    held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, config.interactive())
     steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
 
     masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate)

@@ -18,12 +18,22 @@ and head are loaded, the labels of the new data that the model lacks are appende
 labels (the old ones keep their rows and order; a new row starts at its label's prior), and
 the folder written is an ordinary model folder. Mix some of the old training lines into the
 new file (a replay share), or the labels absent from it fade.
+
+TensorFlow starts with loader, model and multilabel's run, scale and compat: they are
+imported inside main() and fine_tune(), after the flags are read, so --help and a wrong flag
+answer at once.
 """
 import os
 import shutil
 
+import numpy as np
+from sklearn.metrics import accuracy_score
+
 import config
 import path
+from multilabel import calibration
+from multilabel import history as history_lib
+from multilabel import inference
 from multilabel import model_folder
 
 
@@ -77,10 +87,6 @@ def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir
     """After the last epoch, on the validation split with the best weights: the temperature
     (multilabel/calibration.py) saved in model.json, then the per-label thresholds, tuned on the
     calibrated scores since those are the ones every command decides on."""
-    from multilabel import calibration
-    import numpy as np
-    from multilabel import inference
-    from sklearn.metrics import accuracy_score
     logits = inference.model_logits(classifier, valid_ids, cfg.batch_size)
     raw = calibration.expit(logits)
     temperature = 1.0
@@ -125,14 +131,11 @@ def main(argv=None):
 
 
 def fine_tune(args, cfg, strategy, out_dir):
-    from multilabel import history as history_lib
     import loader
     import model as model_lib
-    from multilabel import inference
     from multilabel import run as run_lib
     from multilabel import scale
     from multilabel.compat import keras
-    from sklearn.metrics import accuracy_score
 
     keras.utils.set_random_seed(cfg.seed)
     print(f'data: {args.train}' + (' (bundled sample)' if args.train == path.SAMPLE_TRAIN else ''))
@@ -162,8 +165,8 @@ def fine_tune(args, cfg, strategy, out_dir):
         model_lib.warn_random_init(args.pretrained)
 
     tokenizer = loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME))
-    train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen, run_lib.interactive())
-    valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, run_lib.interactive())
+    train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen, config.interactive())
+    valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, config.interactive())
     train_targets = loader.multi_hot(train_samples, labels)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
     pos_weights = model_lib.positive_weights(cfg.pos_weight, labels, train_targets, cfg.pos_weight_cap)
@@ -200,9 +203,9 @@ def fine_tune(args, cfg, strategy, out_dir):
 
     def evaluate(model):
         """Validation exact match (the Evaluator has swapped the EMA weights in), and the epoch's learning rates."""
-        scores = inference.predict_scores(model, valid_ids, cfg.batch_size, progress=run_lib.interactive())
+        scores = inference.predict_scores(model, valid_ids, cfg.batch_size, progress=config.interactive())
         accuracy = accuracy_score(valid_targets, inference.decide(scores, cfg.threshold, cfg.top1_fallback))
-        encoder_lr, head_lr = history_lib.learning_rates(model_lib.ema_optimizer(model))
+        encoder_lr, head_lr = model_lib.learning_rates(model_lib.ema_optimizer(model))
         return accuracy, {'val_exact_match': accuracy, 'encoder_lr': encoder_lr, 'head_lr': head_lr}
 
     def save_best(first):

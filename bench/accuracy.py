@@ -30,20 +30,29 @@ import shlex
 import sys
 import time
 
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'accuracy.json')
-SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
                                                             '(default: %(default)s)')
     parser.add_argument('--pretrained', default=path.pretrained_dir('small'),
                         help='architecture and vocab (and weights, if a checkpoint is there) (default: %(default)s)')
@@ -68,7 +77,6 @@ def parse_args(argv=None):
 
 
 def scores_of(targets, predictions, train_seconds):
-    from sklearn.metrics import accuracy_score, f1_score
     return {'exact_match': round(float(accuracy_score(targets, predictions)), 4),
             **{f'{average}_f1': round(float(f1_score(targets, predictions, average=average, zero_division=0)), 4)
                for average in ('micro', 'macro', 'samples')},
@@ -77,10 +85,6 @@ def scores_of(targets, predictions, train_seconds):
 
 def peer_pipeline():
     """The peer: TF-IDF character 1-3-grams + one-vs-rest LinearSVC (unfitted)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import LinearSVC
     return make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
                          OneVsRestClassifier(LinearSVC()))
 
@@ -88,7 +92,6 @@ def peer_pipeline():
 def run_peer(train_samples, test_samples, labels):
     """The peer fitted on `train_samples`, scored on `test_samples`, at least one label per text."""
     import loader
-    from multilabel import inference
     peer = peer_pipeline()
     start = time.perf_counter()
     peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
@@ -136,7 +139,6 @@ def run_pretraining(args):
 
 def widen(predictions, own_labels, labels):
     """[n, len(own_labels)] 0/1 -> [n, len(labels)]: a label the model never saw is never predicted."""
-    import numpy as np
     wide = np.zeros((len(predictions), len(labels)), dtype=predictions.dtype)
     wide[:, [labels.index(label) for label in own_labels]] = predictions
     return wide
@@ -148,8 +150,6 @@ def run_ours(args, test_samples, labels, pretraining=None):
     pretraining: the facts of the pretraining run the checkpoint came from; its seconds count."""
     import loader
     import model as model_lib
-    from multilabel import inference
-    from multilabel import run
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
@@ -163,7 +163,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
 
     classifier = inference.Classifier(args.weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
-    scores = classifier.scores([s.text for s in test_samples], progress=run.interactive())
+    scores = classifier.scores([s.text for s in test_samples], progress=config.interactive())
     single = classifier.meta['threshold']
     rules = {'threshold, no fallback': (single, False), 'threshold + top-1 fallback': (single, True),
              'per-label thresholds + top-1 fallback': (classifier.threshold, True)}

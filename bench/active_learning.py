@@ -24,6 +24,8 @@ import random
 import sys
 import time
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -32,6 +34,7 @@ import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
 from multilabel import suggest  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'active_learning.json')
 START_SEED = 42  # bench/accuracy.py's labelled share
@@ -39,7 +42,7 @@ START_SEED = 42  # bench/accuracy.py's labelled share
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=accuracy.SHARED_DATA,
+    parser.add_argument('--data', default=benchlib.SHARED_DATA,
                         help='folder with multi-classification-{train,test}.txt (default: %(default)s)')
     parser.add_argument('--pretrained', default=path.pretrained_dir('small'),
                         help='checkpoint every model is fine-tuned from (default: %(default)s)')
@@ -80,7 +83,6 @@ def fine_tune(args, samples, chosen, name, test_samples, labels):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
     for needed in (train_file, test_file):

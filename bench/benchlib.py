@@ -1,9 +1,16 @@
 """What the benchmark scripts share: the machine they ran on, and how a step is timed."""
+import datetime
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')  # the real corpus beside the clone, never committed
+SHARED_TEST = os.path.join(SHARED_DATA, 'multi-classification-test.txt')
 
 
 def describe():
@@ -40,14 +47,10 @@ def best_seconds(function, repeats):
 
 def provenance(script, argv):
     """What every results JSON records: the command, date, machine, load average and git commit."""
-    import datetime
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True)
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
     # the results files themselves are rewritten by every bench run: they do not make the code dirty
     dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'],
-                           cwd=root, capture_output=True, text=True)
+                           cwd=ROOT, capture_output=True, text=True)
     return {'command': ' '.join(['python', script] + list(sys.argv[1:] if argv is None else argv)),
             'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
             'machine': describe(), 'load_average': [round(x, 2) for x in os.getloadavg()],

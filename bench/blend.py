@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 
@@ -25,6 +27,7 @@ import accuracy  # noqa: E402  (beside this script)
 import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
@@ -35,7 +38,7 @@ def parse_args(argv=None):
     parser.add_argument('--row', help='the bench/accuracy.py row of the model, whose seconds are counted '
                                       '(default: the folder\'s name, as bench/accuracy.py names it)')
     parser.add_argument('--name', help='system name in the results (default: ROW+tfidf)')
-    parser.add_argument('--data', default=accuracy.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
     parser.add_argument('--out', default=accuracy.RESULTS, help='JSON results file (default: %(default)s)')
     args = parser.parse_args(argv)
@@ -52,7 +55,6 @@ def logits(scores):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     settings = state['run']['config']
     train_file = state['run']['train']

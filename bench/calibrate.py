@@ -9,10 +9,13 @@ This is what train.py now does at the end of every run (multilabel/calibration.p
 on a model trained before, from the model's own validation split (its seed and ratio, as
 recorded in its resume state). Prints a table; results in bench/results/calibration.json.
 """
-import argparse
 import os
 import sys
 
+from sklearn.metrics import accuracy_score
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 
@@ -20,6 +23,8 @@ import accuracy  # noqa: E402  (beside this script)
 import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import calibration  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'calibration.json')
 
@@ -27,17 +32,14 @@ RESULTS = os.path.join(ROOT, 'bench', 'results', 'calibration.json')
 def parse_args(argv=None):
     parser = config.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', required=True, help='trained model folder with its resume state')
-    parser.add_argument('--data', default=accuracy.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from multilabel import calibration
     import loader
-    from multilabel import inference
-    from sklearn.metrics import accuracy_score
     state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
     settings = state['run']['config']
     classifier = inference.Classifier(args.weights, precision='float32')

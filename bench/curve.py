@@ -36,7 +36,7 @@ def cpu_minutes(row):
 
 def main(argv=None):
     args = parse_args(argv)
-    import matplotlib
+    import matplotlib  # here, so the Agg backend (no display) is chosen before pyplot loads
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     systems = path.read_json(args.results)['systems']

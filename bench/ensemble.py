@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 
@@ -23,13 +25,14 @@ import benchlib  # noqa: E402
 import blend  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', nargs='+', required=True, help="trained model folders (bench/accuracy.py rows')")
     parser.add_argument('--name', help='system name in the results (default: the rows joined by "+")')
-    parser.add_argument('--data', default=accuracy.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
     parser.add_argument('--out', default=accuracy.RESULTS, help='JSON results file (default: %(default)s)')
     args = parser.parse_args(argv)
@@ -41,7 +44,6 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     missing = [row for row in args.rows if row not in results['systems']]
     if missing:

@@ -14,6 +14,8 @@ import argparse
 import os
 import sys
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -21,15 +23,15 @@ import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 from multilabel import explain  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'faithfulness.json')
-SHARED_TEST = os.path.join(ROOT, '..', 'shared', 'data', os.path.basename(path.CORPUS_TEST))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--test', default=SHARED_TEST if os.path.exists(SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
                         help='labelled file (default: %(default)s)')
     parser.add_argument('--max-texts', type=int, help='only the first N texts of the file (default: all)')
     parser.add_argument('--k', type=int, default=explain.TOP_K, help='characters removed, 1 to K (default: %(default)s)')
@@ -49,7 +51,6 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     texts = [s.text for s in loader.read_samples(args.test)][:args.max_texts]
     classifier = inference.Classifier(args.weights)  # float32: the gradient methods read the Keras model
     print(f'{len(texts)} texts of {args.test}, methods: {", ".join(args.methods)}', flush=True)

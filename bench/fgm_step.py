@@ -20,11 +20,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import path  # noqa: E402
+import config  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'fgm_step.json')
 NUM_LABELS = 65
@@ -33,7 +38,6 @@ EPSILON = 0.5
 
 def graph_mode_adversarial_training(model, embedding_name, epsilon):
     """The bert4keras example's FGM (examples/task_iflytek_adversarial_training.py), graph mode only."""
-    import numpy as np
     from bert4keras.backend import K, search_layer
     model._make_train_function()
     old_train_function = model.train_function
@@ -56,10 +60,8 @@ def graph_mode_adversarial_training(model, embedding_name, epsilon):
 def measure(args):
     """Child process: median seconds per training step of one design."""
     from multilabel import compat
-    import numpy as np
     if args.design == 'graph':
         compat.tf.compat.v1.disable_eager_execution()
-    import config
     import model as model_lib
     compat.keras.utils.set_random_seed(0)
     epsilon = EPSILON if args.fgm and args.design == 'eager' else 0.0

@@ -14,15 +14,19 @@ import collections
 import os
 import sys
 
+from sklearn.metrics import f1_score
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'imbalance.json')
-SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 RAREST = 15
 
 
@@ -30,7 +34,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--baseline', required=True, help='model folder trained without --pos-weight')
     parser.add_argument('--weighted', required=True, help='model folder trained with --pos-weight')
-    parser.add_argument('--data', default=SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
                                                             '(default: %(default)s)')
     parser.add_argument('--max-samples', type=int, help='first N lines of each evaluated file only (smoke runs)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
@@ -40,7 +44,6 @@ def parse_args(argv=None):
 
 def scores_of(classifier, samples, rare, batch_size):
     import loader
-    from sklearn.metrics import f1_score
     targets = loader.multi_hot(samples, classifier.labels).astype('int32')
     predictions, _, _ = classifier.predict_batch([s.text for s in samples], batch_size)
     per_label = dict(zip(classifier.labels, f1_score(targets, predictions, average=None, zero_division=0)))
@@ -54,7 +57,6 @@ def scores_of(classifier, samples, rare, batch_size):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     cfg = config.Config()  # train.py's default validation split
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))

@@ -19,6 +19,10 @@ import random
 import sys
 import time
 
+from sklearn.metrics import f1_score
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 
@@ -26,13 +30,14 @@ import accuracy  # noqa: E402  (beside this script)
 import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'incremental.json')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--data', default=accuracy.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--pretrained', required=True, help='pretrained checkpoint folder all three start from')
     parser.add_argument('--new-labels', type=int, default=10, help='labels added later (default: %(default)s)')
     parser.add_argument('--replay', type=float, default=0.2, help='share of the old lines mixed into the new '
@@ -70,8 +75,6 @@ def fine_tune(flags, budget):
 def score(weights, test_samples, labels, old, new):
     """Exact match and micro F1 over all labels, over the old ones and over the new ones."""
     import loader
-    from multilabel import inference
-    from sklearn.metrics import f1_score
     classifier = inference.Classifier(weights)
     own = classifier.labels
     predicted = accuracy.widen(classifier.predict_batch([s.text for s in test_samples])[0], own, labels)

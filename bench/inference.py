@@ -28,21 +28,24 @@ import time
 
 import numpy as np
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import export  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'inference.json')
-SHARED_TEST = os.path.join(ROOT, '..', 'shared', 'data', os.path.basename(path.CORPUS_TEST))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--test', default=SHARED_TEST if os.path.exists(SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
                         help='labelled file (default: %(default)s)')
     parser.add_argument('--repeats', type=int, default=3, help='timed passes per path (default: %(default)s)')
     parser.add_argument('--matmul-size', type=int, default=2048, help='(default: %(default)s)')
@@ -87,9 +90,7 @@ def matmul_rooflines(size):
 
 def main(argv=None):
     args = parse_args(argv)
-    from multilabel import export
     import loader
-    from multilabel import inference
     import speed  # bench/speed.py: the model's FLOPs on the actual tokens
     import tensorflow as tf
     load_before = os.getloadavg()

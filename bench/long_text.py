@@ -16,22 +16,25 @@ import sys
 import time
 
 import numpy as np
+from sklearn.metrics import f1_score
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'long_text.json')
-SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', required=True, help='trained model folder')
-    parser.add_argument('--data', default=SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
+    parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with multi-classification-{train,test}.txt '
                                                             '(default: %(default)s)')
     parser.add_argument('--strides', type=int, nargs='+', default=[8, 16, 0, 48],
                         help='strides tried on the validation split (default: %(default)s)')
@@ -44,7 +47,6 @@ def parse_args(argv=None):
 
 
 def scores_of(targets, predictions, overflow):
-    from sklearn.metrics import f1_score
     exact = (targets == predictions).all(axis=1)
     return {'exact_match': round(float(exact.mean()), 4),
             'exact_match_of_overflowing_texts': round(float(exact[overflow].mean()), 4) if overflow.any() else None,
@@ -55,7 +57,6 @@ def scores_of(targets, predictions, overflow):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    from multilabel import inference
     cfg = config.Config()  # train.py's default validation split
     train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
     test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))

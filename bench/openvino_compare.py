@@ -22,14 +22,15 @@ import os
 import sys
 import time
 
-import numpy as np
-
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'openvino.json')
 SHARED = os.path.join(ROOT, '..', 'shared', 'data')
@@ -83,7 +84,6 @@ def main(argv=None):
     except ImportError:
         sys.exit('openvino is not installed: .venv/bin/pip install -r bench/requirements-openvino.txt')
     import loader
-    from multilabel import inference
 
     provenance = benchlib.provenance('bench/openvino_compare.py', argv)
     samples = loader.read_samples(args.test)

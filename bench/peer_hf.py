@@ -31,14 +31,13 @@ import benchlib  # noqa: E402  (beside this script)
 import path  # noqa: E402  (no TensorFlow: it imports in the peer's environment too)
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'peer_hf.json')
-SHARED_TEST = os.path.join(ROOT, '..', 'shared', 'data', 'multi-classification-test.txt')
 NUM_LABELS = 65
 TRAIN_SHAPE = (32, 128)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--test', default=SHARED_TEST if os.path.exists(SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
                         help='labelled file whose texts are predicted (default: %(default)s)')
     parser.add_argument('--pretrained', default=path.pretrained_dir('small'), help='architecture to copy (default: %(default)s)')
     parser.add_argument('--texts', type=int, help='use only the first N texts (default: all)')
@@ -98,7 +97,7 @@ def ours(args):
 
 
 def theirs(args, token_ids, vocab_size):
-    import torch
+    import torch  # in the peer's venv only (bench/requirements-peer.txt), not the project's
     import transformers
     torch.manual_seed(0)
     settings = path.read_json(os.path.join(args.pretrained, path.CONFIG_NAME))

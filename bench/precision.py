@@ -21,11 +21,17 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
+import evaluate  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'precision.json')
 NUM_LABELS = 65
@@ -39,7 +45,6 @@ def step_times(precisions, steps, batch_size, seq_len):
     The policies' steps alternate (one of each, then again), so a load that comes and goes on
     a shared machine slows them all alike and the ratios stay fair.
     """
-    import numpy as np
     import model as model_lib
     from multilabel import scale
     from multilabel.compat import keras
@@ -71,9 +76,7 @@ def step_times(precisions, steps, batch_size, seq_len):
 
 def accuracy(precision, pretrained, epochs):
     """(best validation exact match, test exact match in float32) of a short train.py run."""
-    import evaluate
     import loader
-    from multilabel import inference
     from multilabel import scale
     import train
     with tempfile.TemporaryDirectory() as weights:

@@ -12,6 +12,8 @@ import os
 import shutil
 import sys
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 

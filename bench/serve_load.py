@@ -32,11 +32,16 @@ import tempfile
 import time
 import urllib.request
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
+from multilabel import model_folder  # noqa: E402
+import config  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'serve.json')
 NUM_LABELS = 65
@@ -197,9 +202,7 @@ def run_load(url, texts, expected, requests=1000, concurrency=8, tolerance=1e-4)
 
 def random_weights(folder):
     """A weights folder with the small architecture, 65 labels and random weights (speed only)."""
-    import config
     import model as model_lib
-    from multilabel import model_folder
     from multilabel.compat import keras
     pretrained = path.pretrained_dir('small')
     labels = [f'label-{i:02d}' for i in range(NUM_LABELS)]
@@ -214,7 +217,6 @@ def measure(weights, requests=1000, concurrency=(8,), results=RESULTS, server_fl
     """The whole benchmark: expected answers from inference.Classifier in the server's precision,
     the server, one load per concurrency; writes `results` (JSON) and returns the numbers."""
     import loader
-    from multilabel import inference
     texts = [s.text for s in loader.read_samples(path.SAMPLE_TEST)]
     levels = []
     with server_process(weights, *server_flags) as (url, server):

@@ -24,21 +24,23 @@ import time
 
 import numpy as np
 
+# The modules that start TensorFlow (loader, model, train...) are imported inside the functions
+# that use them, so --help answers at once.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'speed.json')
-SHARED_TEST = os.path.join(ROOT, '..', 'shared', 'data', os.path.basename(path.CORPUS_TEST))
 NUM_LABELS = 65
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--test', default=SHARED_TEST if os.path.exists(SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
                         help='labelled file whose texts are predicted (default: %(default)s)')
     parser.add_argument('--pretrained', default=path.pretrained_dir('small'),
                         help='architecture and vocab to measure (default: %(default)s)')
@@ -77,7 +79,6 @@ def encoder_flops(model, lengths):
 
 def inference(args, classifier, token_ids):
     import loader
-    from multilabel import inference
     single = token_ids[:args.single]
     seconds_single = benchlib.best_seconds(
         lambda: [classifier.predict(loader.pad_batch([ids]), verbose=0) for ids in single], 1)

@@ -26,6 +26,13 @@ import json
 import sys
 
 import numpy as np
+from cleanlab.multilabel_classification.filter import find_label_issues
+from cleanlab.multilabel_classification.rank import get_label_quality_scores
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold
+from tqdm import tqdm
 
 import config
 import path
@@ -52,23 +59,16 @@ def parse_args(argv=None):
 
 
 def vectorizer(min_df=1):
-    from sklearn.feature_extraction.text import TfidfVectorizer
     return TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True, min_df=min_df)
 
 
 def out_of_fold_probabilities(texts, targets, folds, seed):
     """[n, labels] probabilities, each row from the model trained on the other folds."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold
-    from sklearn.pipeline import make_pipeline
-    from tqdm import tqdm
-
-    from multilabel import run
     texts = np.array(texts, dtype=object)
     probabilities = np.zeros(targets.shape, dtype='float64')
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
     with tqdm(total=folds * targets.shape[1], desc='cross-validation', unit=' label fits', leave=False,
-              disable=not run.interactive()) as bar:
+              disable=not config.interactive()) as bar:
         for train, held_out in splits:
             features = vectorizer(min_df=2)  # n-grams of one line only cannot generalise; a quarter of the time
             train_features, held_out_features = features.fit_transform(texts[train]), features.transform(texts[held_out])
@@ -88,13 +88,10 @@ def out_of_fold_probabilities(texts, targets, folds, seed):
 
 def conflicting_near_duplicates(texts, label_sets, threshold, chunk=512):
     """{line index: [(other index, cosine)]} for texts at least `threshold` alike with other labels."""
-    from tqdm import tqdm
-
-    from multilabel import run
     features = vectorizer().fit_transform(texts)  # rows are L2-normalised: a dot product is the cosine
     found = collections.defaultdict(list)
     for start in tqdm(range(0, len(texts), chunk), desc='near-duplicates', unit=' chunks', leave=False,
-                      disable=not run.interactive()):
+                      disable=not config.interactive()):
         similarity = (features[start:start + chunk] @ features.T).toarray()
         for row, other in zip(*np.nonzero(similarity >= threshold - 1e-9)):
             line = start + int(row)
@@ -105,10 +102,7 @@ def conflicting_near_duplicates(texts, label_sets, threshold, chunk=512):
 
 def audit(samples, folds=5, similarity=0.9, min_count=10, min_f1=0.5, seed=42):
     """The audit of `samples` (line i+1 is samples[i]) as a dict: flagged lines ranked, rare labels."""
-    import loader
-    from cleanlab.multilabel_classification.filter import find_label_issues
-    from cleanlab.multilabel_classification.rank import get_label_quality_scores
-    from sklearn.metrics import f1_score
+    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     labels = loader.label_list(samples)
     targets = loader.multi_hot(samples, labels).astype('int32')
     texts = [s.text for s in samples]
@@ -174,7 +168,7 @@ def format_audit(report, name, top):
 
 def main(argv=None):
     args = parse_args(argv)
-    import loader
+    import loader  # as in audit()
     samples = loader.read_samples(args.file)
     if len(samples) < args.folds:
         raise config.InputError(f'{args.file}: {len(samples)} lines, fewer than --folds {args.folds}')

@@ -65,7 +65,7 @@ def apply(scores, temperature):
 
 def apply_graph(scores, temperature):
     """`apply` in TensorFlow ops, for the exported graph: the same clip, logit and division."""
-    import tensorflow as tf
+    import tensorflow as tf  # only the export needs it; the rest of this module is NumPy, quick to import
     if np.all(np.asarray(temperature) == 1):
         return scores
     clipped = tf.clip_by_value(tf.cast(scores, tf.float64), *SCORE_RANGE)

@@ -108,6 +108,8 @@ with _abseil_lines_filtered(_min_log_level):
 keras = tf.keras  # tf-keras, because TF_USE_LEGACY_KERAS=1
 keras.optimizers.Optimizer = keras.optimizers.legacy.Optimizer  # fix 2
 
+import bert4keras.backend  # noqa: E402
+import bert4keras.layers  # noqa: E402
 from bert4keras.optimizers import (  # noqa: E402
     Adam,
     extend_with_exponential_moving_average,
@@ -169,8 +171,6 @@ def _align_with_expand_dims(tensor, axes, ndim=None):
 @contextlib.contextmanager
 def tflite_friendly_align():
     """Fix 5: inside the block, models traced use `_align_with_expand_dims` (same values)."""
-    import bert4keras.backend
-    import bert4keras.layers
     saved = bert4keras.backend.align, bert4keras.layers.align
     bert4keras.backend.align = bert4keras.layers.align = _align_with_expand_dims
     try:
@@ -181,7 +181,6 @@ def tflite_friendly_align():
 
 def _rope_with_tf_repeat(sinusoidal, *tensors):
     """bert4keras.backend.apply_rotary_position_embeddings (fix 7), the same values."""
-    import bert4keras.backend
     ndim = len(tensors[0].shape)
     sinusoidal = bert4keras.backend.align(sinusoidal, [0, 1, -1], ndim)
     cos_pos = tf.repeat(sinusoidal[..., 1::2], 2, axis=-1)
@@ -196,8 +195,6 @@ def _rope_with_tf_repeat(sinusoidal, *tensors):
 @contextlib.contextmanager
 def openvino_friendly_rope():
     """Fix 7: inside the block, models traced rotate with `_rope_with_tf_repeat` (same values)."""
-    import bert4keras.backend
-    import bert4keras.layers
     saved = bert4keras.backend.apply_rotary_position_embeddings, bert4keras.layers.apply_rotary_position_embeddings
     bert4keras.backend.apply_rotary_position_embeddings = _rope_with_tf_repeat
     bert4keras.layers.apply_rotary_position_embeddings = _rope_with_tf_repeat

@@ -35,6 +35,9 @@ Faithfulness: for each text and each label the model decides for it, remove (del
 top-k explaining tokens for k = 1..K, and, as the baseline, k random tokens (seeded); the
 curves are the mean drops of the label's score. Deleting, not masking: occlusion's own
 [MASK] perturbation would favour it. A text of fewer than k tokens loses all of them.
+
+TensorFlow and model.py are imported inside the gradient functions that need them: predict.py
+and serve import this module, and their --help must not wait for TensorFlow to start.
 """
 import contextlib
 import time

@@ -41,6 +41,8 @@ import os
 
 import config
 import path
+from multilabel import calibration
+from multilabel import inference
 from multilabel import model_folder
 
 SIGNATURE = 'serving_default'
@@ -97,9 +99,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
     """Write the SavedModel of the trained model in `weights_dir` to `out_dir`, files beside it;
     threshold/top1_fallback: the decision of the text signature (None: the model's own)."""
     check_out(weights_dir, out_dir)
-    from multilabel import calibration
-    from multilabel import graph_tokenizer
-    from multilabel import inference
+    from multilabel import graph_tokenizer  # these start TensorFlow: imported on use, so --help answers at once
     from multilabel import run
     from multilabel.compat import tf
     classifier = inference.Classifier(weights_dir, threshold, top1_fallback,
@@ -167,8 +167,7 @@ def export(weights_dir, out_dir, precision='float32', long_text='truncate', stri
 def main(argv=None):
     args = parse_args(argv)
     check_out(args.weights, args.out)  # before anything is loaded, or written by the lock
-    from multilabel import inference
-    from multilabel import run
+    from multilabel import run  # as in export()
     if not os.path.isdir(args.weights):
         model_folder.read(args.weights)  # refused with the reason before the lock would create the folder
     with run.lock(args.weights):  # never export a folder a training run is writing

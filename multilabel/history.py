@@ -21,13 +21,6 @@ def read_history(csv_path):
                 for row in csv.DictReader(f)]
 
 
-def learning_rates(optimizer):
-    """(encoder, head) learning rate of model.build_optimizer's optimizer, as it stands now."""
-    import model as model_lib
-    from multilabel.compat import keras
-    encoder = float(keras.backend.get_value(optimizer.learning_rate))
-    head = encoder * optimizer.paramwise_lr_schedule.get(model_lib.HEAD_PREFIX, 1.0)
-    return float(f'{encoder:.7g}'), float(f'{head:.7g}')  # float32: 7 significant digits, not 4.9999998e-05
 
 
 class History:

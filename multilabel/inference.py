@@ -17,6 +17,7 @@ import os
 import weakref
 
 import numpy as np
+from tqdm import tqdm
 
 import config
 from multilabel import calibration
@@ -87,7 +88,6 @@ def predict_scores(model, token_ids, batch_size=64, progress=False):
     instead of the longest text in the data (much less work on mixed lengths).
     """
     import loader
-    from tqdm import tqdm
     order = np.argsort([len(ids) for ids in token_ids], kind='stable')
     scores = np.zeros((len(token_ids), model.output_shape[-1]), dtype='float32')
     starts = range(0, len(order), batch_size)

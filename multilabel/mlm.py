@@ -14,6 +14,7 @@ import numpy as np
 
 from multilabel import compat
 import loader
+import model as model_lib
 from multilabel.compat import keras, tf
 from bert4keras.models import build_transformer_model
 
@@ -143,7 +144,6 @@ def write_checkpoint(transformer, prefix):
     a run killed mid-write leaves the previous checkpoint whole, and the temporary folder is
     the litter run.clean_litter removes at the next start.
     """
-    import model as model_lib
     folder, name = os.path.split(prefix)
     temporary = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
     try:

@@ -22,8 +22,15 @@ import os
 import shutil
 import sys
 
+import matplotlib
+import pandas as pd
+from fontTools.ttLib import TTFont
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
 import config
 import path
+from multilabel import model_folder
 
 DPI = 100
 
@@ -31,7 +38,6 @@ DPI = 100
 @functools.lru_cache(maxsize=None)
 def font_glyphs(font_file, index=0):
     """{code point: glyph name} of a font file (face `index` of a .ttc)."""
-    from fontTools.ttLib import TTFont
     with TTFont(font_file, fontNumber=index, lazy=True) as font:
         return dict(font.getBestCmap() or {})
 
@@ -53,7 +59,6 @@ def cjk_font(text):
     A font installed after matplotlib built its font cache is not in the cache, so the system's
     font folders are searched as well.
     """
-    from matplotlib import font_manager
     characters = ''.join(sorted(set(text)))
     default = os.path.realpath(font_manager.findfont(font_manager.FontProperties()))
 
@@ -81,7 +86,6 @@ def cjk_font(text):
 
 def use_font_for(texts):
     """Make matplotlib draw `texts` with a font that has their glyphs; warn when there is none."""
-    import matplotlib
     text = ''.join(texts)
     entry = cjk_font(text)
     if entry is None:
@@ -105,7 +109,6 @@ def save(figure, png_path):
 
 def figure(width, height):
     # A bare Figure renders with Agg and needs no display and no pyplot state.
-    from matplotlib.figure import Figure
     return Figure(figsize=(width, height))
 
 
@@ -220,9 +223,8 @@ def plot_diagram(weights_dir, png_path):
     if shutil.which('dot') is None:
         raise config.InputError("the model diagram needs Graphviz's `dot` (Debian/Ubuntu: apt-get install graphviz, "
                                 'or run `make setup` as root)')
-    import model as model_lib
+    import model as model_lib  # only the diagram needs TensorFlow: the curves draw without starting it
     from multilabel.compat import keras
-    from multilabel import model_folder
     labels = model_folder.read_labels(weights_dir)
     classifier = model_lib.build_classifier(model_folder.config_path(weights_dir), len(labels))
     path.atomic_write(png_path, lambda temporary: keras.utils.plot_model(
@@ -246,7 +248,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import pandas as pd
     history_path = os.path.join(args.weights, path.HISTORY_NAME)
     report_path = os.path.join(args.report_dir, path.REPORT_NAME)
     written = []

@@ -18,8 +18,11 @@ the ECE above the first bin, the reliability table multilabel/plot.py draws).
 import os
 
 import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support
 
 from multilabel import calibration
+from multilabel import inference
 import path
 
 AVERAGES = ('micro avg', 'macro avg', 'weighted avg', 'samples avg')
@@ -31,7 +34,6 @@ PARENT_COLUMNS = ('parent', 'labels', 'precision', 'recall', 'f1', 'support', 't
 
 def build(labels, targets, predictions, scores, threshold, top1_fallback):
     """The report of multi-hot `predictions` (made from `scores` with `threshold`) against `targets`."""
-    from sklearn.metrics import accuracy_score, classification_report
     table = classification_report(targets, predictions, target_names=labels, output_dict=True, zero_division=0)
 
     def numbers(row):
@@ -63,7 +65,6 @@ def parent(label):
 def parent_summary(labels, targets, predictions):
     """Per parent, in label order: micro precision/recall/F1 and support over its labels, and
     exact match of the texts whose true labels are all its own."""
-    from sklearn.metrics import precision_recall_fscore_support
     targets, predictions = np.asarray(targets), np.asarray(predictions)
     families = {}
     for column, label in enumerate(labels):
@@ -85,7 +86,6 @@ def parent_summary(labels, targets, predictions):
 
 def threshold_curve(targets, scores, top1_fallback):
     """Micro precision, recall, F1 and exact match at each of THRESHOLDS, with the decision rule of predict.py."""
-    from multilabel import inference
     curve = []
     for threshold in THRESHOLDS:
         predictions = inference.decide(scores, threshold, top1_fallback)
@@ -120,7 +120,6 @@ def write(folder, report):
     path.write_json(json_path, report)
 
     def write_csv(temporary):
-        import pandas as pd
         averages = [{'label': name, **row} for name, row in report['averages'].items()]  # threshold left empty
         pd.DataFrame(report['labels'] + averages).to_csv(temporary, index=False)
     path.atomic_write(csv_path, write_csv)
@@ -130,5 +129,4 @@ def write(folder, report):
 
 
 def write_parents_csv(report, csv_path):
-    import pandas as pd
     pd.DataFrame(report['parents'], columns=PARENT_COLUMNS).to_csv(csv_path, index=False)

@@ -27,6 +27,8 @@ import shutil
 import sys
 import time
 
+from tqdm import tqdm
+
 import config
 from multilabel import history as history_lib
 import path
@@ -103,11 +105,6 @@ def clean_litter(folder, only=None):
     if removed:
         print(f'removed what an interrupted run left: {", ".join(os.path.relpath(r, folder) for r in removed)}')
     return removed
-
-
-def interactive():
-    """Live progress bars only on a terminal: logs, pipes and nohup get one line per epoch."""
-    return sys.stderr.isatty()
 
 
 class Run:
@@ -191,9 +188,8 @@ class ProgressBar(keras.callbacks.Callback):
         self.epochs, self.steps = epochs, steps
 
     def on_epoch_begin(self, epoch, logs=None):
-        from tqdm import tqdm
         self.bar = tqdm(total=self.steps, desc=f'Epoch {epoch + 1}/{self.epochs}', unit=' steps', leave=False,
-                        disable=not interactive(), dynamic_ncols=True)
+                        disable=not config.interactive(), dynamic_ncols=True)
 
     def on_train_batch_end(self, batch, logs=None):
         self.bar.update(1)
@@ -260,6 +256,5 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.run.elapsed() > 60 * self.minutes and not self.model.stop_training:
-            from tqdm import tqdm
             tqdm.write(f'time budget of {self.minutes:g} minutes reached: closing this epoch', file=sys.stdout)
             self.model.stop_training = True

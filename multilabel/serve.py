@@ -36,15 +36,23 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import errno
 import json
 import math
+import socket
 import time
 from typing import Annotated, Optional
 
+import pydantic
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
 import config
 import path
-from multilabel import model_folder
 from multilabel import explain
+from multilabel import inference
+from multilabel import model_folder
 
 
 def parse_args(argv=None):
@@ -79,8 +87,6 @@ def parse_args(argv=None):
 def listen(host, port):
     """A socket bound to (host, port) for the server, or config.InputError: a busy port is said
     in one line before the model loads, and before any line says the server is serving."""
-    import errno
-    import socket
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
@@ -249,11 +255,6 @@ def validation_reason(error, shown=3):
 def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_000, max_texts=256,
                max_text_chars=10_000, max_queue=256, timeout_s=10.0, access_log=True):
     """The FastAPI application around a loaded inference.Classifier."""
-    from multilabel import inference
-    import pydantic
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.responses import JSONResponse
-
     Text = Annotated[str, pydantic.Field(max_length=max_text_chars)]
 
     class PredictRequest(pydantic.BaseModel):
@@ -296,7 +297,6 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 
     @app.get('/', include_in_schema=False)
     async def index():
-        from fastapi.responses import HTMLResponse
         return HTMLResponse(page)
 
     @app.get('/health')
@@ -349,10 +349,8 @@ def create_app(classifier, max_batch=64, max_wait_ms=5.0, max_body_bytes=1_000_0
 
 def main(argv=None):
     args = parse_args(argv)
-    from multilabel import inference
     model_folder.read(args.weights)  # a missing model is said before the port is taken
     listener = listen(args.host, args.port)
-    import uvicorn
     classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision,
                                     long_text=args.long_text, stride=args.stride)
     classifier.predict_batch(['warm-up'])  # build the scoring graph now, not during the first request

@@ -15,9 +15,12 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
 import config
 import path
+from multilabel import model_folder
 
 PERCENTILES = (50, 90, 95, 99, 100)
 SHOWN_DUPLICATES = 5  # groups printed of each kind; --json has them all
@@ -25,7 +28,6 @@ SHOWN_DUPLICATES = 5  # groups printed of each kind; --json has them all
 
 def data_stats(samples, tokenizer, maxlen, progress=False):
     """The report of `samples` (line i+1 is samples[i]) as a dict of plain numbers and lists."""
-    from tqdm import tqdm
     label_counts = collections.Counter(label for s in samples for label in s.labels)
     per_line = collections.Counter(len(s.labels) for s in samples)
     characters = np.array([len(s.text) for s in samples])
@@ -33,7 +35,6 @@ def data_stats(samples, tokenizer, maxlen, progress=False):
     texts = tqdm([s.text for s in samples], desc='tokenize', unit=' lines', leave=False, delay=2, disable=not progress)
     tokens = np.array([len(tokenizer.encode(text)[0]) for text in texts])
 
-    import pandas as pd
     table = pd.DataFrame({'line': range(1, len(samples) + 1), 'text': [s.text for s in samples],
                           'labels': ['|'.join(s.labels) for s in samples],  # as written on the line
                           'label_set': ['|'.join(sorted(s.labels)) for s in samples]})  # order does not matter
@@ -111,16 +112,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import loader
-    from multilabel import run
+    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     if args.weights and args.maxlen is None:
-        from multilabel import model_folder
         args.maxlen = model_folder.read(args.weights)['maxlen']
     args.maxlen = args.maxlen or config.DEFAULTS.maxlen
     if not os.path.isfile(args.vocab):
         raise config.InputError(f'{args.vocab}: no such vocabulary file')
     stats = data_stats(loader.read_samples(args.file), loader.load_tokenizer(args.vocab), args.maxlen,
-                       progress=run.interactive())
+                       progress=config.interactive())
     print(json.dumps(stats, ensure_ascii=False, indent=1) if args.json else format_stats(stats, args.file))
     return stats
 

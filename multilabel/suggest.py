@@ -33,13 +33,14 @@ import numpy as np
 
 import config
 import path
+from multilabel import audit
+from multilabel import inference
 
 DIVERSITY = 1.0
 
 
 def uncertainty(scores, threshold, top1_fallback):
     """(probability that each row's decided label set is wrong [n], the decided multi-hot [n, labels])."""
-    from multilabel import inference
     decided = inference.decide(scores, threshold, top1_fallback)
     scores = np.asarray(scores, dtype='float64')
     right = np.where(decided == 1, scores, 1 - scores)  # the probability each label's decision is right
@@ -64,7 +65,6 @@ def select(doubt, features, n, diversity=DIVERSITY):
 
 def rank(classifier, texts, n, diversity=DIVERSITY, batch_size=64, progress=False):
     """The n texts (or all, when fewer) to label next, best first: {index, text, labels, uncertainty}."""
-    from multilabel import audit
     scores = classifier.scores(texts, batch_size, progress)
     doubt, decided = uncertainty(scores, classifier.threshold, classifier.top1_fallback)
     features = audit.vectorizer().fit_transform(texts) if diversity else None
@@ -110,13 +110,11 @@ def main(argv=None):
     args = parse_args(argv)
     if os.path.exists(args.out) and not args.overwrite:
         raise config.InputError(f'{args.out}: already exists; pass --overwrite to replace it')
-    import loader
-    from multilabel import inference
-    from multilabel import run
+    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     texts = loader.read_texts(args.texts)
     print(f'read {len(texts)} texts from {args.texts}', flush=True)
     classifier = inference.Classifier(args.weights, args.threshold, args.top1_fallback, args.inference_precision)
-    ranked = rank(classifier, texts, args.n, args.diversity, args.batch_size, progress=run.interactive())
+    ranked = rank(classifier, texts, args.n, args.diversity, args.batch_size, progress=config.interactive())
     print(f'ranked them with {args.weights} ({classifier.precision}); chose {len(ranked)}, diversity {args.diversity:g}',
           flush=True)
     write_lines(args.out, ranked)

@@ -1,5 +1,5 @@
 """One rule for progress output: live bars only when stderr is a terminal, in every command
-(run.interactive); a log or a pipe gets lines, never carriage returns."""
+(config.interactive); a log or a pipe gets lines, never carriage returns."""
 import fcntl
 import os
 import pty

@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import config  # noqa: E402
 import path  # noqa: E402
+import loader  # noqa: E402
+import model as model_lib  # noqa: E402
+from multilabel import compat  # noqa: E402
 
 SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
 
@@ -35,7 +38,6 @@ def tiny_config(vocab_size, hidden_size=32, layers=2, heads=2):
 
 def character_vocab(text_files):
     """Special tokens + every character of the texts (labels excluded), in first-seen order."""
-    import loader
     characters = {}
     for text_file in text_files:
         for _, line in loader.decoded_lines(text_file):  # a missing or non-UTF-8 file: one line, file:line
@@ -47,8 +49,6 @@ def character_vocab(text_files):
 
 def make_tiny_checkpoint(folder, text_files, hidden_size=32, layers=2, heads=2, seed=0):
     """Write the checkpoint folder, whole or not at all; returns {variable name: value} as written."""
-    from multilabel import compat
-    import model as model_lib
     vocab = character_vocab(text_files)
     values = {}
 
