@@ -69,6 +69,16 @@ def test_a_command_run_through_main_names_itself(verb):
     assert wrong.returncode == 1 and f'(see main.py {verb} --help)' in wrong.stderr, wrong.stderr
 
 
+def test_no_command_starts_tensorflow_before_its_flags_are_read():
+    # The reason the modules that start TensorFlow are imported inside functions: --help is instant.
+    modules = [main.MODULES.get(command, command) for command in main.COMMANDS]
+    code = (f'import sys\nfor name in {modules!r}:\n    __import__(name)\n'
+            "print(sorted(m for m in ('tensorflow', 'keras', 'bert4keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == '[]', result.stdout
+
+
 def test_main_help_lists_each_verb_on_its_own_line():
     result = subprocess.run([sys.executable, 'main.py', '--help'], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
