@@ -45,13 +45,23 @@ def parse_args(argv=None):
     parser.add_argument('recipe', metavar='FILE', help='recipe file, e.g. configs/self-pretrained.toml')
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='folder of the trained model; the pretrained checkpoint goes into DIR-pretrained')
-    parser.add_argument('--input', dest='data', aliases=['--data'], metavar='FILE',
+    parser.add_argument('--data', metavar='DIR',
+                        help='folder holding multi-classification-train.txt and multi-classification-test.txt '
+                             '(e.g. ../shared/data): --input and --test from it')
+    parser.add_argument('--input', metavar='FILE',
                         help="labelled training file of pretraining and fine-tuning (default: the recipe's [train] "
                              'input, else data/multi-classification-train.txt if present, else the bundled sample)')
     parser.add_argument('--test', metavar='FILE',
                         help="labelled file the model is evaluated on (default: the recipe's [evaluate] input, else "
                              'data/multi-classification-test.txt if present, else the bundled sample)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.data and not os.path.isdir(args.data):
+        args.input = args.input or args.data  # --data FILE: the training file, as recipes read it before --input
+    elif args.data:
+        args.input = args.input or os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+        args.test = args.test or os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    del args.data
+    return args
 
 
 def flags_of(parser, values):
@@ -81,9 +91,9 @@ def plan(args):
     parsers = {name: config.parser_of(module.parse_args) for name, module in modules.items()}
     values = {name: config.recipe_section(parsers[name], args.recipe, name) for name in modules}
     pretraining, training, evaluation = values['pretrain'], values['train'], values['evaluate']
-    if args.data:
+    if args.input:
         training.pop('data', None)
-        training['train'] = args.data
+        training['train'] = args.input
     if args.test:
         evaluation.pop('data', None)
         evaluation['test'] = args.test
@@ -97,7 +107,7 @@ def plan(args):
             if key in training:
                 raise config.InputError(f'{args.recipe}: [train] {key}: the recipe fine-tunes what its [pretrain] '
                                         'section writes; drop one of the two')
-        read_the_training_file(pretraining, training, args.data)
+        read_the_training_file(pretraining, training, args.input)
         pretrained = out + '-pretrained'
         stages.append(('pretrain', pretrain, flags_of(parsers['pretrain'], pretraining) + ['--out', pretrained],
                        pretrained))

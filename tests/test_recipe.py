@@ -250,3 +250,10 @@ def test_pretraining_reads_the_fine_tuning_file_with_its_split(tmp_path):
     (_, _, pretraining, _), (_, _, training, _) = stages
     assert pretrain.parse_args(pretraining).train == ['d.txt'] and train.parse_args(training).train == 'd.txt'
     assert evaluation == ['--input', 't.txt', '--weights', out]
+    corpus = tmp_path / 'corpus'
+    corpus.mkdir()
+    stages, evaluation = recipe.plan(recipe.parse_args([str(file), '--out', out, '--data', str(corpus)]))
+    (_, _, pretraining, _), (_, _, training, _) = stages
+    assert train.parse_args(training).train == str(corpus / 'multi-classification-train.txt')
+    assert pretrain.parse_args(pretraining).train == [str(corpus / 'multi-classification-train.txt')]
+    assert evaluation == ['--input', str(corpus / 'multi-classification-test.txt'), '--weights', out]
