@@ -45,6 +45,7 @@ sys.path.insert(0, ROOT)
 import benchlib  # noqa: E402  (beside this script)
 import config  # noqa: E402
 import path  # noqa: E402
+from multilabel import history as history_lib  # noqa: E402
 from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'accuracy.json')
@@ -134,7 +135,14 @@ def run_pretraining(args):
                  'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1),
                  'pretrain_flags': shlex.split(args.pretrain), 'pretrain_epochs': state['epoch'],
                  'pretrain_held_out_masked_accuracy': round(float(best), 4),
+                 'pretrain_history': epoch_rows(out),
                  'pretrained_dir': os.path.relpath(out, ROOT)}
+
+
+def epoch_rows(folder):
+    """The run's history.csv (one row per epoch) as the results JSON keeps it: the folder is not committed."""
+    rows = history_lib.read_history(os.path.join(folder, path.HISTORY_NAME))
+    return [{key: round(value, 6) if isinstance(value, float) else value for key, value in row.items()} for row in rows]
 
 
 def widen(predictions, own_labels, labels):
@@ -172,6 +180,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
     result['decision_rules'] = {rule: scores_of(targets, decide(threshold, fallback), seconds)
                                 for rule, (threshold, fallback) in rules.items()}
     result.update(epochs_completed=state['epoch'], best_validation_exact_match=round(state['best'], 4),
+                  history=epoch_rows(args.weights),
                   settings=state['run']['config'], train_flags=args.train_flags,
                   pretrained=os.path.relpath(args.pretrained, ROOT),
                   init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random',

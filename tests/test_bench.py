@@ -34,6 +34,7 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
         assert name in stdout
     assert systems['tfidf_linearsvc']['exact_match'] > 0.3  # the peer learns the sample in a blink
     assert systems['tiny']['init'] == 'checkpoint' and systems['tiny']['epochs_completed'] == 1
+    assert [row['epoch'] for row in systems['tiny']['history']] == [1]  # the run's history.csv, kept in the JSON
     assert len(systems['tiny']['decision_rules']) == 3
     assert len(systems['tiny']['git_commit']) >= 7
 
@@ -77,6 +78,7 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     row = systems['tiny_pretrain']
     assert row['train_samples'] == systems['tfidf_linearsvc_50pct']['train_samples'] == 164  # 10% of 182 validate
     assert row['init'] == 'checkpoint' and row['pretrain_epochs'] == 1
+    assert [r['epoch'] for r in row['pretrain_history']] == [1] and [r['epoch'] for r in row['history']] == [1]
     assert row['train_seconds'] == pytest.approx(row['pretrain_seconds'] + row['fine_tune_seconds'], abs=0.01)
     assert row['pretrain_cpu_seconds'] > 0 and len(row['load_average_1_5_15_after']) == 3
     assert 0.0 <= row['exact_match'] <= 1.0
