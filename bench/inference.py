@@ -151,7 +151,7 @@ def main(argv=None):
         'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'commit': commit.strip(),
         'machine': benchlib.describe(), 'bfloat16_hardware': inference.bfloat16_hardware(), 'auto_picks': auto,
         'load_average_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        'weights': os.path.abspath(args.weights),
+        'weights': os.path.relpath(os.path.abspath(args.weights), ROOT),
         'weights_epoch': path.read_json(state)['epoch'] if os.path.exists(state) else None,
         'test_file': os.path.relpath(args.test, ROOT), 'texts': len(texts), 'maxlen': base.maxlen,
         'batch_size': args.batch_size, 'repeats': args.repeats,
