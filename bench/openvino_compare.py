@@ -122,7 +122,7 @@ def main(argv=None):
                      'ratio_to_tensorflow_float32': round(best['tensorflow float32'] / best[name], 2),
                      'agreement_with_float32': round(float((decided == reference).all(axis=1).mean()), 4),
                      'exact_match': round(float((decided == targets).all(axis=1).mean()), 4)})
-    result = dict(provenance, openvino=ov.__version__, weights=os.path.abspath(args.weights),
+    result = dict(provenance, openvino=ov.__version__, weights=os.path.relpath(os.path.abspath(args.weights), ROOT),
                   texts=len(samples), batch_size=args.batch_size, repeats=args.repeats,
                   convert_and_quantize_seconds=round(prepare_seconds, 1), rows=rows)
     path.write_json(args.out, result)
