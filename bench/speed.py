@@ -77,7 +77,7 @@ def encoder_flops(model, lengths):
     return float(per_token * lengths.sum() + 4 * hidden * attention_layers * (lengths ** 2).sum())
 
 
-def inference(args, classifier, token_ids):
+def inference_rates(args, classifier, token_ids):
     import loader
     single = token_ids[:args.single]
     seconds_single = benchlib.best_seconds(
@@ -134,7 +134,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     classifier = model_lib.build_classifier(config_path, NUM_LABELS)
 
-    rates, seconds_batched = inference(args, classifier, token_ids)
+    rates, seconds_batched = inference_rates(args, classifier, token_ids)
     gflops = matmul_gflops(args.matmul_size)
     peak = max(gflops.values())
     flops = encoder_flops(classifier, [len(ids) for ids in token_ids])
