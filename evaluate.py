@@ -15,13 +15,11 @@ import os
 import sys
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report
 
 import config
 import path
 from multilabel import calibration
 from multilabel import inference
-from multilabel import report as report_lib
 
 
 def parse_args(argv=None):
@@ -48,7 +46,9 @@ def parse_args(argv=None):
 def evaluate(classifier, samples, batch_size, report_dir=None):
     """(exact-match accuracy, classification report text) of `classifier` on `samples`;
     with `report_dir`, also report.json and report.csv there."""
-    import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
+    import loader  # starts TensorFlow, and scikit-learn takes a second: imported on use, so --help answers at once
+    from multilabel import report as report_lib
+    from sklearn.metrics import accuracy_score, classification_report
     known = set(classifier.labels)
     unknown = sorted({label for s in samples for label in s.labels if label not in known})
     if unknown:

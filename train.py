@@ -19,15 +19,14 @@ labels (the old ones keep their rows and order; a new row starts at its label's 
 the folder written is an ordinary model folder. Mix some of the old training lines into the
 new file (a replay share), or the labels absent from it fade.
 
-TensorFlow starts with loader, model and multilabel's run, scale and compat: they are
-imported inside main() and fine_tune(), after the flags are read, so --help and a wrong flag
-answer at once.
+TensorFlow starts with loader, model and multilabel's run, scale and compat, and scikit-learn
+takes a second to import: they are imported inside the functions, after the flags are read,
+so --help and a wrong flag answer at once.
 """
 import os
 import shutil
 
 import numpy as np
-from sklearn.metrics import accuracy_score
 
 import config
 import path
@@ -87,6 +86,7 @@ def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir
     """After the last epoch, on the validation split with the best weights: the temperature
     (multilabel/calibration.py) saved in model.json, then the per-label thresholds, tuned on the
     calibrated scores since those are the ones every command decides on."""
+    from sklearn.metrics import accuracy_score
     logits = inference.model_logits(classifier, valid_ids, cfg.batch_size)
     raw = calibration.expit(logits)
     temperature = 1.0
@@ -136,6 +136,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     from multilabel import run as run_lib
     from multilabel import scale
     from multilabel.compat import keras
+    from sklearn.metrics import accuracy_score
 
     keras.utils.set_random_seed(cfg.seed)
     print(f'data: {args.train}' + (' (bundled sample)' if args.train == path.SAMPLE_TRAIN else ''))

@@ -26,12 +26,6 @@ import json
 import sys
 
 import numpy as np
-from cleanlab.multilabel_classification.filter import find_label_issues
-from cleanlab.multilabel_classification.rank import get_label_quality_scores
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import KFold
 from tqdm import tqdm
 
 import config
@@ -59,11 +53,14 @@ def parse_args(argv=None):
 
 
 def vectorizer(min_df=1):
+    from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn takes a second: not before --help
     return TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True, min_df=min_df)
 
 
 def out_of_fold_probabilities(texts, targets, folds, seed):
     """[n, labels] probabilities, each row from the model trained on the other folds."""
+    from sklearn.linear_model import LogisticRegression  # as in vectorizer()
+    from sklearn.model_selection import KFold
     texts = np.array(texts, dtype=object)
     probabilities = np.zeros(targets.shape, dtype='float64')
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
@@ -103,6 +100,9 @@ def conflicting_near_duplicates(texts, label_sets, threshold, chunk=512):
 def audit(samples, folds=5, similarity=0.9, min_count=10, min_f1=0.5, seed=42):
     """The audit of `samples` (line i+1 is samples[i]) as a dict: flagged lines ranked, rare labels."""
     import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
+    from cleanlab.multilabel_classification.filter import find_label_issues  # cleanlab and scikit-learn: likewise
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+    from sklearn.metrics import f1_score
     labels = loader.label_list(samples)
     targets = loader.multi_hot(samples, labels).astype('int32')
     texts = [s.text for s in samples]
