@@ -38,7 +38,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights
     if args.data and not args.test:
-        args.test = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+        args.test = path.corpus_test(args.data)
     args.test = args.test or path.default_test_file()
     return args
 

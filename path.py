@@ -48,6 +48,16 @@ LOCK_NAME = '.lock'               # held by the run writing the folder (run.lock
 SELF_PRETRAINED_DIR = os.path.join(PRETRAINED_DIR, 'self')  # pretrain.py's default output
 
 
+def corpus_train(folder):
+    """The training file of a corpus folder (`--data DIR`), named as the real corpus names it."""
+    return os.path.join(folder, os.path.basename(CORPUS_TRAIN))
+
+
+def corpus_test(folder):
+    """The test file of a corpus folder (`--data DIR`)."""
+    return os.path.join(folder, os.path.basename(CORPUS_TEST))
+
+
 def default_train_file():
     return CORPUS_TRAIN if os.path.exists(CORPUS_TRAIN) else SAMPLE_TRAIN
 

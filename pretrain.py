@@ -83,7 +83,7 @@ def parse_args(argv=None):
     if args.init and (args.layers or args.hidden or args.heads):
         parser.error('--pretrained takes the architecture of its checkpoint: drop --layers/--hidden/--heads')
     if args.data and not args.train:
-        args.train = [os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))]
+        args.train = [path.corpus_train(args.data)]
     if not args.train and not args.texts:
         args.train = [path.default_train_file()]
     args.train, args.texts = args.train or [], args.texts or []

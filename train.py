@@ -70,7 +70,7 @@ def parse_args(argv=None):
     if args.from_model and args.pretrained:
         parser.error('--from-model takes the architecture and weights of its model: drop --pretrained')
     if args.data and not args.train:
-        args.train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+        args.train = path.corpus_train(args.data)
     args.train = args.train or path.default_train_file()
     args.pretrained = args.from_model or args.pretrained or path.pretrained_dir(args.model_size)
     if args.maxlen is None:

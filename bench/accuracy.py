@@ -191,8 +191,8 @@ def run_ours(args, test_samples, labels, pretraining=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    args.train = args.corpus_train = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
-    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    args.train = args.corpus_train = path.corpus_train(args.data)
+    test_file = path.corpus_test(args.data)
     for needed in (args.train, test_file):
         if not os.path.exists(needed):
             raise config.InputError(f'{needed}: missing; pass --data with the real corpus folder')

@@ -83,8 +83,8 @@ def fine_tune(args, samples, chosen, name, test_samples, labels):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
-    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    train_file = path.corpus_train(args.data)
+    test_file = path.corpus_test(args.data)
     for needed in (train_file, test_file):
         if not os.path.exists(needed):
             raise config.InputError(f'{needed}: missing; pass --data with the real corpus folder')

@@ -72,7 +72,7 @@ def main(argv=None):
                         choices=config.CHOICES['precision'], help='(default: %(default)s)')
     parser.add_argument('--out', default=RESULTS, help='results JSON (default: %(default)s)')
     args = parser.parse_args(argv)
-    train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
+    train_file = path.corpus_train(args.data)
     if not os.path.exists(train_file):
         sys.exit(f'{train_file}: not found (the real corpus; see --data)')
 

@@ -8,9 +8,11 @@ import time
 
 import numpy as np
 
+import path  # the scripts put the repository on sys.path before they import this module
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')  # the real corpus beside the clone, never committed
-SHARED_TEST = os.path.join(SHARED_DATA, 'multi-classification-test.txt')
+SHARED_TEST = path.corpus_test(SHARED_DATA)
 
 
 def describe():

@@ -44,9 +44,9 @@ def main(argv=None):
     settings = state['run']['config']
     classifier = inference.Classifier(args.weights, precision='float32')
     classifier.temperature = 1.0  # measured here from the raw scores, whatever the folder holds
-    train = loader.read_samples(os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN)))
+    train = loader.read_samples(path.corpus_train(args.data))
     _, valid = loader.split_validation(train, settings['valid_ratio'], settings['seed'])
-    test = loader.read_samples(os.path.join(args.data, os.path.basename(path.CORPUS_TEST)))
+    test = loader.read_samples(path.corpus_test(args.data))
     ids = {name: loader.encode_texts(classifier.tokenizer, [s.text for s in samples], classifier.maxlen, False)
            for name, samples in (('valid', valid), ('test', test))}
     targets = {'valid': loader.multi_hot(valid, classifier.labels).astype('int32'),

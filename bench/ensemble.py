@@ -48,7 +48,7 @@ def main(argv=None):
     missing = [row for row in args.rows if row not in results['systems']]
     if missing:
         raise config.InputError(f'--weights: no row {", ".join(missing)} in {args.out} (run bench/accuracy.py first)')
-    test_samples = loader.read_samples(os.path.join(args.data, os.path.basename(path.CORPUS_TEST)))[:args.max_test]
+    test_samples = loader.read_samples(path.corpus_test(args.data))[:args.max_test]
     texts = [s.text for s in test_samples]
     members, logits = {}, []
     for folder, row in zip(args.weights, args.rows):

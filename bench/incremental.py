@@ -91,8 +91,8 @@ def score(weights, test_samples, labels, old, new):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
-    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    train_file = path.corpus_train(args.data)
+    test_file = path.corpus_test(args.data)
     samples = loader.read_samples(train_file)
     test_samples = loader.read_samples(test_file)[:args.max_test]
     labels = loader.label_list(samples)

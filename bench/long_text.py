@@ -58,8 +58,8 @@ def main(argv=None):
     args = parse_args(argv)
     import loader
     cfg = config.Config()  # train.py's default validation split
-    train_file = os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
-    test_file = os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+    train_file = path.corpus_train(args.data)
+    test_file = path.corpus_test(args.data)
     _, valid = loader.split_validation(loader.read_samples(train_file), cfg.valid_ratio, cfg.seed)
     test = loader.read_samples(test_file)[:args.max_samples]
     valid = valid[:args.max_samples]

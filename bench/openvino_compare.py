@@ -33,7 +33,6 @@ import path  # noqa: E402
 from multilabel import inference  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'openvino.json')
-SHARED = os.path.join(ROOT, '..', 'shared', 'data')
 
 
 class OpenVINOEngine:
@@ -70,9 +69,9 @@ def openvino_models(model, calibration_ids):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--test', default=os.path.join(SHARED, os.path.basename(path.CORPUS_TEST)),
+    parser.add_argument('--test', default=benchlib.SHARED_TEST,
                         help='labelled test file (default: %(default)s)')
-    parser.add_argument('--calibration', default=os.path.join(SHARED, os.path.basename(path.CORPUS_TRAIN)),
+    parser.add_argument('--calibration', default=path.corpus_train(benchlib.SHARED_DATA),
                         help='labelled file whose first --calibration-size texts calibrate int8 (default: %(default)s)')
     parser.add_argument('--calibration-size', type=int, default=300, help='(default: %(default)s)')
     parser.add_argument('--repeats', type=int, default=3, help='timed passes per row (default: %(default)s)')

@@ -58,8 +58,8 @@ def parse_args(argv=None):
     if args.data and not os.path.isdir(args.data):
         args.input = args.input or args.data  # --data FILE: the training file, as recipes read it before --input
     elif args.data:
-        args.input = args.input or os.path.join(args.data, os.path.basename(path.CORPUS_TRAIN))
-        args.test = args.test or os.path.join(args.data, os.path.basename(path.CORPUS_TEST))
+        args.input = args.input or path.corpus_train(args.data)
+        args.test = args.test or path.corpus_test(args.data)
     del args.data
     return args
 
