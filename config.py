@@ -183,6 +183,17 @@ class FineTuningSettings:
 
 
 @dataclass
+class DistillationSettings:
+    """How train.py --teacher mixes the teachers' scores into the targets (multilabel/teacher.py).
+    They shape a run only when it has teachers, so its fingerprint holds them only then."""
+    teacher_weight: float = setting(0.5, "with --teacher: the teachers' share of each training target (the text's "
+                                         "labels have the rest); 1: the teachers' sigmoid scores alone",
+                                    limit=(lambda v: 0 < v <= 1, 'more than 0 and at most 1'))
+    tfidf_beta: float = setting(8.0, 'with --teacher tfidf: the weight of the TF-IDF SVM margins beside the model '
+                                     "teachers' logits", limit=(lambda v: v > 0, 'more than 0'))
+
+
+@dataclass
 class PretrainingSettings:
     """pretrain.py's objective and optimizer (masked language model or replaced-token detection)."""
     mlm_lr: float = setting(1e-3, 'peak learning rate of the MLM pretraining (AdamW), after the warm-up',
@@ -239,7 +250,8 @@ class RunSettings:
 
 
 @dataclass
-class Config(DataSettings, ModelSettings, FineTuningSettings, PretrainingSettings, InferenceSettings, RunSettings):
+class Config(DataSettings, ModelSettings, FineTuningSettings, DistillationSettings, PretrainingSettings,
+             InferenceSettings, RunSettings):
     """Every setting, flat (`cfg.maxlen`, `cfg.encoder_lr`): what every module reads."""
 
 

@@ -19,6 +19,11 @@ labels (the old ones keep their rows and order; a new row starts at its label's 
 the folder written is an ordinary model folder. Mix some of the old training lines into the
 new file (a replay share), or the labels absent from it fade.
 
+--teacher DIR|tfidf ... distils: each training target becomes the text's labels mixed with the
+teachers' scores (trained model folders, or a TF-IDF + linear SVM fitted out of fold;
+multilabel/teacher.py), so one RoFormer-v2 learns what an ensemble or a blend knows and is
+served alone.
+
 TensorFlow starts with loader, model and multilabel's run, scale and compat, and scikit-learn
 takes a second to import: they are imported inside the functions, after the flags are read,
 so --help and a wrong flag answer at once.
@@ -34,6 +39,7 @@ from multilabel import calibration
 from multilabel import history as history_lib
 from multilabel import inference
 from multilabel import model_folder
+from multilabel import teacher as teacher_lib
 
 
 def parse_args(argv=None):
@@ -48,6 +54,10 @@ def parse_args(argv=None):
     parser.add_argument('--from-model', metavar='DIR',
                         help='continue this trained model folder (its architecture, vocabulary, encoder and head) '
                              'instead of --pretrained; labels of the training file it lacks are added')
+    parser.add_argument('--teacher', nargs='+', metavar='DIR|tfidf',
+                        help='distil: learn the labels mixed with these teachers\' scores (trained model folders, '
+                             'and/or tfidf: a TF-IDF + linear SVM fitted out of fold on the training lines); the '
+                             'folder written is one ordinary model (see --teacher-weight)')
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, metavar='DIR',
                         help='the trained model folder it writes (default: %(default)s)')
     parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
@@ -63,7 +73,8 @@ def parse_args(argv=None):
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
-                     'tune_thresholds', 'group_by_length', 'seed', 'strategy', 'precision')
+                     'tune_thresholds', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
+                     'precision')
     config.add_config_flag(parser, 'train')
     parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
     args = parser.parse_args(argv)
@@ -116,6 +127,11 @@ def main(argv=None):
     from multilabel.compat import tf
 
     run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
+    if args.teacher:
+        if cfg.loss == 'zlpr':
+            raise config.InputError("--teacher: the teachers' scores are soft targets, which --loss zlpr does not "
+                                    'take; use bce or focal')
+        teacher_lib.check_teachers(args.teacher)
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
     scale.set_precision(cfg.precision)
     # Every worker saves (saving may need collective ops), but only the chief into --weights.
@@ -169,6 +185,12 @@ def fine_tune(args, cfg, strategy, out_dir):
     train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen, config.interactive())
     valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, config.interactive())
     train_targets = loader.multi_hot(train_samples, labels)
+    learned_targets = train_targets
+    if args.teacher:
+        print(f'teachers: {teacher_lib.describe(args.teacher)}, weight {cfg.teacher_weight}')
+        logits = teacher_lib.teacher_logits(args.teacher, [s.text for s in train_samples], train_targets, labels,
+                                            cfg.tfidf_beta, cfg.seed)
+        learned_targets = teacher_lib.soft_targets(train_targets, logits, cfg.teacher_weight)
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
     pos_weights = model_lib.positive_weights(cfg.pos_weight, labels, train_targets, cfg.pos_weight_cap)
     pos_weights_path = os.path.join(out_dir, path.POS_WEIGHTS_NAME)
@@ -199,6 +221,10 @@ def fine_tune(args, cfg, strategy, out_dir):
     fingerprint = {'train': os.path.abspath(args.train), 'labels': labels, 'config': settings}
     if args.from_model:
         fingerprint['from_model'] = os.path.abspath(args.from_model)
+    if args.teacher:
+        fingerprint['teachers'] = {'teachers': [t if t == teacher_lib.TFIDF else os.path.abspath(t)
+                                                for t in args.teacher],
+                                   'teacher_weight': cfg.teacher_weight, 'tfidf_beta': cfg.tfidf_beta}
     run = run_lib.Run(out_dir, fingerprint, {'model': classifier, 'optimizer': classifier.optimizer}, args.resume,
                       history_lib.COLUMNS, metric='acc', read_dir=args.weights)
 
@@ -217,7 +243,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     if run.finished(cfg.epochs, cfg.patience, args.time_budget):
         print('this run had already finished')
     else:
-        train_data = loader.make_dataset(train_ids, train_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
+        train_data = loader.make_dataset(train_ids, learned_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                          first_epoch=run.epoch, epochs=cfg.epochs,
                                          group_by_length=cfg.group_by_length)
         steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)

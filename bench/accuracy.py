@@ -31,11 +31,7 @@ import sys
 import time
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.svm import LinearSVC
 
 # The modules that start TensorFlow (loader, model, train...) are imported inside the functions
 # that use them, so --help answers at once.
@@ -47,6 +43,7 @@ import config  # noqa: E402
 import path  # noqa: E402
 from multilabel import history as history_lib  # noqa: E402
 from multilabel import inference  # noqa: E402
+from multilabel import teacher as teacher_lib  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'bench', 'results', 'accuracy.json')
 
@@ -84,16 +81,10 @@ def scores_of(targets, predictions, train_seconds):
             'train_seconds': round(train_seconds, 3)}
 
 
-def peer_pipeline():
-    """The peer: TF-IDF character 1-3-grams + one-vs-rest LinearSVC (unfitted)."""
-    return make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
-                         OneVsRestClassifier(LinearSVC()))
-
-
 def run_peer(train_samples, test_samples, labels):
     """The peer fitted on `train_samples`, scored on `test_samples`, at least one label per text."""
     import loader
-    peer = peer_pipeline()
+    peer = teacher_lib.tfidf_pipeline()  # the model train.py --teacher tfidf learns from
     start = time.perf_counter()
     peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
     seconds = time.perf_counter() - start

@@ -97,8 +97,8 @@ def test_a_changed_fine_tuning_setting_is_refused(fine_tuned_one_of_two_epochs):
 
 def test_the_concerns_of_a_run_are_its_fingerprint():
     """Every setting belongs to one concern, and each run's fingerprint is exactly its concerns' fields."""
-    concerns = (config.DataSettings, config.ModelSettings, config.FineTuningSettings, config.PretrainingSettings,
-                config.InferenceSettings, config.RunSettings)
+    concerns = (config.DataSettings, config.ModelSettings, config.FineTuningSettings, config.DistillationSettings,
+                config.PretrainingSettings, config.InferenceSettings, config.RunSettings)
     names = [item.name for concern in concerns for item in dataclasses.fields(concern)]
     assert sorted(names) == sorted(item.name for item in dataclasses.fields(config.Config))
     assert len(names) == len(set(names))
