@@ -173,10 +173,17 @@ def run_ours(args, test_samples, labels, pretraining=None):
     result.update(epochs_completed=state['epoch'], best_validation_exact_match=round(state['best'], 4),
                   history=epoch_rows(args.weights),
                   settings=state['run']['config'], train_flags=args.train_flags,
+                  **({'teachers': teachers_of(state['run']['teachers'])} if 'teachers' in state['run'] else {}),
                   pretrained=os.path.relpath(args.pretrained, ROOT),
                   init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random',
                   **fine_tune, **(pretraining or {}))
     return result
+
+
+def teachers_of(fingerprint):
+    """A distilled run's teachers and their weights, the folders relative to the repository."""
+    folders = [t if t == teacher_lib.TFIDF else os.path.relpath(t, ROOT) for t in fingerprint['teachers']]
+    return {**fingerprint, 'teachers': folders}
 
 
 def main(argv=None):

@@ -37,6 +37,7 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert [row['epoch'] for row in systems['tiny']['history']] == [1]  # the run's history.csv, kept in the JSON
     assert len(systems['tiny']['decision_rules']) == 3
     assert len(systems['tiny']['git_commit']) >= 7
+    assert 'teachers' not in systems['tiny']  # learnt from the labels alone
 
     # The blend of the same model with the peer: beta chosen on validation, beta 0 being the model alone.
     stdout = run_bench('blend.py', '--weights', str(tmp_path / 'weights'), '--row', 'tiny', '--data', str(data),
@@ -72,7 +73,7 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     run_bench('accuracy.py', '--data', str(data), '--budget', '5', '--name', 'tiny_pretrain', '--labelled-fraction', '0.5',
               '--pretrain', f'--init {tiny_pretrained} --epochs 1 --max-samples 60 --maxlen 32 --batch-size 16',
               '--weights', str(tmp_path / 'weights' / 'tiny_pretrain'), '--out', str(out),
-              '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
+              '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16', '--teacher', 'tfidf')
     systems = json.loads(out.read_text())['systems']
     assert set(systems) == {'tfidf_linearsvc_50pct', 'tiny_pretrain'}
     row = systems['tiny_pretrain']
@@ -82,6 +83,7 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     assert row['train_seconds'] == pytest.approx(row['pretrain_seconds'] + row['fine_tune_seconds'], abs=0.01)
     assert row['pretrain_cpu_seconds'] > 0 and len(row['load_average_1_5_15_after']) == 3
     assert 0.0 <= row['exact_match'] <= 1.0
+    assert row['teachers'] == {'teachers': ['tfidf'], 'teacher_weight': 0.5, 'tfidf_beta': 8.0}  # a distilled row
 
 
 def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretrained, tmp_path):
