@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 import config
+from multilabel import audit
 from multilabel import calibration
 
 TFIDF = 'tfidf'
@@ -30,14 +31,12 @@ FOLDS = 5
 
 
 def tfidf_pipeline(seed=0):
-    """The TF-IDF teacher (and bench/accuracy.py's peer), unfitted: TF-IDF character 1-3-grams +
-    one-vs-rest LinearSVC."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """The TF-IDF teacher (and bench/accuracy.py's peer), unfitted: the audit's TF-IDF over
+    character 1-3-grams + one-vs-rest LinearSVC."""
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
-    return make_pipeline(TfidfVectorizer(analyzer='char', ngram_range=(1, 3), sublinear_tf=True),
-                         OneVsRestClassifier(LinearSVC(random_state=seed)))
+    return make_pipeline(audit.vectorizer(), OneVsRestClassifier(LinearSVC(random_state=seed)))
 
 
 def out_of_fold_margins(texts, targets, seed=0, folds=FOLDS):
