@@ -197,7 +197,7 @@ def test_the_rtd_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path)
     corpus.write_text('\n'.join(texts * 60) + '\n', encoding='utf-8')
     out = str(tmp_path / 'out')
     pretrain.main(['--objective', 'rtd', '--texts', str(corpus), '--init', tiny_pretrained, '--out', out,
-                   '--epochs', '16', '--mlm-lr', '5e-3', '--warmup', '0.1', '--maxlen', '32', '--batch-size', '8'])
+                   '--epochs', '24', '--mlm-lr', '5e-3', '--warmup', '0.1', '--maxlen', '32', '--batch-size', '8'])
     rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
     assert rows[-1]['loss'] < 0.5 * rows[0]['loss']
     assert rows[-1]['val_loss'] < 0.6 * rows[0]['val_loss']
