@@ -7,6 +7,7 @@ LinearSVC, trained on the same split and scored on the same test file.
     python bench/accuracy.py --budget 0.5 --max-samples 400 --max-test 200 --out /tmp/a.json  # smoke run
     python bench/accuracy.py --name l4h256_pretrain --pretrain "--layers 4 --hidden 256 --heads 4" -- --maxlen 64
     python bench/accuracy.py --name low10_pretrain --labelled-fraction 0.1 --reuse-pretrained l4h256_pretrain -- ...
+    python bench/accuracy.py --name recipe_self_pretrained --recipe configs/self-pretrained.toml
 
 Everything after `--` goes to train.py unchanged. Each run adds (or replaces) its system
 under --name in the JSON file, so ablations accumulate in one place; the peer is re-run
@@ -20,7 +21,8 @@ and fine-tunes from its checkpoint; the row's train_seconds then counts both. Wi
 and the peer (row tfidf_linearsvc_<F%>) learn from that file alone, while --pretrain still
 reads all training texts (--reuse-pretrained NAME takes the checkpoint of an earlier
 --pretrain row, and its pretraining seconds). Every row records the process CPU seconds and
-the load average, since wall time on a shared machine says little alone.
+the load average, since wall time on a shared machine says little alone. --recipe FILE runs
+`main.py recipe FILE` end to end (the one command users without weights run) and scores its model.
 """
 import argparse
 import os
@@ -65,11 +67,21 @@ def parse_args(argv=None):
                                                                    '--pretrain row NAME (its seconds are counted)')
     parser.add_argument('--labelled-fraction', type=float, help='keep the labels of only this seeded share of the '
                                                                 'training lines (low-resource rows)')
+    parser.add_argument('--recipe', metavar='FILE', help='run this recipe (configs/*.toml) end to end with '
+                                                        'main.py recipe --out WEIGHTS --data DATA instead of the '
+                                                        'flags here, and score what it wrote')
     parser.add_argument('--weights', help='where our model is saved (default: bench/weights/NAME)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     parser.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- then flags for train.py')
     args = parser.parse_args(argv)
     args.train_flags = [flag for flag in args.train_flags if flag != '--']
+    if args.recipe:
+        given = [flag for flag, value in (('--pretrain', args.pretrain), ('--reuse-pretrained', args.reuse_pretrained),
+                                          ('--labelled-fraction', args.labelled_fraction),
+                                          ('--max-samples', args.max_samples), ('--skip-ours', args.skip_ours),
+                                          ('flags for train.py', args.train_flags)) if value]
+        if given:
+            parser.error(f'--recipe runs the stages of its file: {given[0]} cannot be combined with it')
     args.weights = args.weights or os.path.join(ROOT, 'bench', 'weights', args.name)
     return args
 
@@ -147,7 +159,6 @@ def run_ours(args, test_samples, labels, pretraining=None):
     """Train with train.py under the time budget, then score the test file with the saved model.
 
     pretraining: the facts of the pretraining run the checkpoint came from; its seconds count."""
-    import loader
     import model as model_lib
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
@@ -158,9 +169,39 @@ def run_ours(args, test_samples, labels, pretraining=None):
     fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
     if pretraining:
         seconds += pretraining['pretrain_seconds']
-    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    return {**score_model(args.weights, test_samples, labels, seconds), 'train_flags': args.train_flags,
+            'pretrained': os.path.relpath(args.pretrained, ROOT),
+            'init': 'checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random',
+            **fine_tune, **(pretraining or {})}
 
-    classifier = inference.Classifier(args.weights)
+
+def run_recipe(args, test_samples, labels):
+    """`main.py recipe FILE --out WEIGHTS --data DATA`, the one command for users without weights,
+    then the test scores of the folder it wrote; the recipe's record gives each stage's flags and
+    seconds. Run again after an interruption, it resumes (the row then times the last run only)."""
+    from multilabel import recipe
+    start, cpu = time.perf_counter(), cpu_seconds()
+    recipe.main([args.recipe, '--out', args.weights, '--data', args.data])
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    record = path.read_json(os.path.join(args.weights, recipe.RECORD_NAME))
+    result = {**score_model(args.weights, test_samples, labels, seconds), 'recipe': os.path.relpath(args.recipe, ROOT),
+              'recipe_cpu_seconds': round(cpu, 1), 'train_flags': record['train']['flags'],
+              'fine_tune_seconds': record['train']['seconds']}
+    if 'pretrain' in record:
+        pretrained = args.weights + '-pretrained'
+        state = path.read_json(os.path.join(pretrained, path.RESUME_DIR, path.RESUME_STATE_NAME))
+        result.update(pretrain_flags=record['pretrain']['flags'], pretrain_seconds=record['pretrain']['seconds'],
+                      pretrain_epochs=state['epoch'], pretrain_held_out_masked_accuracy=round(float(state['best']), 4),
+                      pretrain_history=epoch_rows(pretrained), pretrained_dir=os.path.relpath(pretrained, ROOT))
+    return result
+
+
+def score_model(weights, test_samples, labels, seconds):
+    """The test scores of the model folder `weights` (its own decision rule and three others) and
+    the facts of its training run; `seconds`: what producing it cost."""
+    import loader
+    state = path.read_json(os.path.join(weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    classifier = inference.Classifier(weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
     scores = classifier.scores([s.text for s in test_samples], progress=config.interactive())
     single = classifier.meta['threshold']
@@ -171,12 +212,8 @@ def run_ours(args, test_samples, labels, pretraining=None):
     result['decision_rules'] = {rule: scores_of(targets, decide(threshold, fallback), seconds)
                                 for rule, (threshold, fallback) in rules.items()}
     result.update(epochs_completed=state['epoch'], best_validation_exact_match=round(state['best'], 4),
-                  history=epoch_rows(args.weights),
-                  settings=state['run']['config'], train_flags=args.train_flags,
-                  **({'teachers': teachers_of(state['run']['teachers'])} if 'teachers' in state['run'] else {}),
-                  pretrained=os.path.relpath(args.pretrained, ROOT),
-                  init='checkpoint' if model_lib.find_checkpoint(args.pretrained) else 'random',
-                  **fine_tune, **(pretraining or {}))
+                  history=epoch_rows(weights), settings=state['run']['config'],
+                  **({'teachers': teachers_of(state['run']['teachers'])} if 'teachers' in state['run'] else {}))
     return result
 
 
@@ -212,7 +249,9 @@ def main(argv=None):
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
     peer = 'tfidf_linearsvc' + (f'_{100 * args.labelled_fraction:g}pct' if args.labelled_fraction else '')
     results['systems'][peer] = {**run_peer(train_samples, test_samples, labels), **common}
-    if not args.skip_ours:
+    if args.recipe:
+        row = run_recipe(args, test_samples, labels)
+    elif not args.skip_ours:
         pretraining = None
         if args.pretrain:
             args.pretrained, pretraining = run_pretraining(args)
@@ -220,7 +259,9 @@ def main(argv=None):
             earlier = results['systems'][args.reuse_pretrained]
             pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain_') or k == 'pretrained_dir'}
             args.pretrained = os.path.join(ROOT, earlier['pretrained_dir'])
-        results['systems'][args.name] = {**run_ours(args, test_samples, labels, pretraining), **common,
+        row = run_ours(args, test_samples, labels, pretraining)
+    if not args.skip_ours:
+        results['systems'][args.name] = {**row, **common,
                                          'load_average_before_and_after': [round(load_before, 2),
                                                                            round(os.getloadavg()[0], 2)],
                                          'load_average_1_5_15_after': [round(x, 2) for x in os.getloadavg()]}

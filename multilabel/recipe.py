@@ -28,6 +28,7 @@ or those of an earlier run of a recipe.
 import argparse
 import os
 import shlex
+import time
 
 import config
 import evaluate
@@ -35,7 +36,8 @@ import path
 import pretrain
 import train
 
-RECORD_NAME = 'recipe.json'  # in OUT: {stage: {'flags': [...], 'finished': bool}}
+# in OUT: {stage: {'flags': [...], 'finished': bool, 'seconds': wall seconds of the run that finished it}}
+RECORD_NAME = 'recipe.json'
 FINISHED = {'pretrain': (path.CHECKPOINT_NAME + '.index',), 'train': (path.WEIGHTS_NAME, path.META_NAME)}
 
 
@@ -179,8 +181,9 @@ def main(argv=None):
         print(f'recipe: main.py {stage} {shlex.join(flags + extra)}', flush=True)
         record[stage] = {'flags': flags, 'finished': False}
         path.write_json(record_path, record)  # before the stage: the folders are this recipe's from now on
+        start = time.perf_counter()
         module.main(flags + extra)
-        record[stage]['finished'] = True
+        record[stage].update(finished=True, seconds=round(time.perf_counter() - start, 1))
         path.write_json(record_path, record)
         ran = True
     # Evaluation writes only its report: it runs every time, so every run ends with the scores.

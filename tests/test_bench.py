@@ -86,6 +86,25 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     assert row['teachers'] == {'teachers': ['tfidf'], 'teacher_weight': 0.5, 'tfidf_beta': 8.0}  # a distilled row
 
 
+def test_accuracy_bench_runs_a_recipe_end_to_end_and_scores_what_it_wrote(tiny_pretrained, tmp_path, sample_corpus):
+    recipe_file = tmp_path / 'tiny.toml'
+    recipe_file.write_text(f'[pretrain]\ninit = "{tiny_pretrained}"\nmaxlen = 32\nbatch_size = 16\nepochs = 1\n'
+                           '[train]\nmaxlen = 32\nbatch_size = 16\nepochs = 1\n', encoding='utf-8')
+    out, weights = tmp_path / 'accuracy.json', tmp_path / 'weights' / 'tiny_recipe'
+    stdout = run_bench('accuracy.py', '--data', str(sample_corpus), '--recipe', str(recipe_file), '--name', 'tiny_recipe',
+                       '--weights', str(weights), '--out', str(out))
+    assert 'recipe: main.py pretrain ' in stdout and 'recipe: main.py evaluate ' in stdout  # the recipe's own stages
+    row = json.loads(out.read_text())['systems']['tiny_recipe']
+    assert row['test_samples'] == 90 and 0.0 <= row['exact_match'] <= 1.0 and len(row['decision_rules']) == 3
+    assert row['pretrain_epochs'] == 1 and row['epochs_completed'] == 1 and row['pretrained_dir'].endswith('-pretrained')
+    assert row['train_flags'] == path.read_json(str(weights / 'recipe.json'))['train']['flags']
+    assert 0 < row['pretrain_seconds'] + row['fine_tune_seconds'] <= row['train_seconds']  # the evaluation is counted
+    assert row['recipe_cpu_seconds'] > 0 and row['command'].startswith('python bench/accuracy.py')
+    refused = subprocess.run([sys.executable, os.path.join('bench', 'accuracy.py'), '--recipe', str(recipe_file),
+                              '--', '--epochs', '1'], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and 'flags for train.py cannot be combined' in refused.stderr.splitlines()[-1]
+
+
 def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretrained, tmp_path):
     out = tmp_path / 'speed.json'
     run_bench('speed.py', '--test', path.SAMPLE_TEST, '--pretrained', tiny_pretrained, '--texts', '40',

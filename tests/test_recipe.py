@@ -87,6 +87,9 @@ def test_a_recipe_pretrains_fine_tunes_and_evaluates_beating_the_label_prior(coo
     assert f'--pretrained {out}-pretrained' in printed  # fine-tuned from what the pretraining wrote
     assert os.path.exists(os.path.join(out + '-pretrained', path.CHECKPOINT_NAME + '.index'))
     assert f'exact-match accuracy: {accuracy:.4f} (90 samples)' in printed
+    record = path.read_json(os.path.join(out, recipe.RECORD_NAME))
+    assert [record[stage]['finished'] for stage in ('pretrain', 'train')] == [True, True]
+    assert all(record[stage]['seconds'] > 0 for stage in ('pretrain', 'train'))  # what each stage cost
     assert accuracy > label_prior(path.SAMPLE_TRAIN, path.SAMPLE_TEST), printed[-2000:]
 
 
