@@ -4,7 +4,8 @@ The settings are dataclasses, one per concern (data, model, fine-tuning, pretrai
 inference, and the run's length and devices), each field with its default, help and accepted
 values beside it (`setting`); `Config` inherits them all, flat, for every module. A training
 run's resume fingerprint is the settings of the concerns that shape it (`settings_of`), so a
-setting added to another concern leaves an interrupted run resumable.
+setting added to another concern leaves an interrupted run resumable; a fine-tuning setting added
+later joins it only when it is on (`LaterFineTuningSettings`), so earlier runs still resume.
 
 Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`, so a value is
 never written twice. Every command parses with `ArgumentParser`, so a bad flag is answered
@@ -183,6 +184,16 @@ class FineTuningSettings:
 
 
 @dataclass
+class LaterFineTuningSettings:
+    """Fine-tuning settings added after runs had been saved, each off by default: one shapes a run
+    only when it is on, so the fingerprints of the runs saved before it existed still match."""
+    rdrop_alpha: float = setting(0.0, 'R-Drop weight: every step runs each batch twice with other dropout masks and '
+                                      "adds this times the symmetric KL divergence of the two passes' scores "
+                                      '(averaged over labels, as the loss is); doubles the cost of a step; 0 disables '
+                                      'R-Drop', limit=(lambda v: v >= 0, '0 (off) or more'))
+
+
+@dataclass
 class DistillationSettings:
     """How train.py --teacher mixes the teachers' scores into the targets (multilabel/teacher.py).
     They shape a run only when it has teachers, so its fingerprint holds them only then."""
@@ -250,8 +261,8 @@ class RunSettings:
 
 
 @dataclass
-class Config(DataSettings, ModelSettings, FineTuningSettings, DistillationSettings, PretrainingSettings,
-             InferenceSettings, RunSettings):
+class Config(DataSettings, ModelSettings, FineTuningSettings, LaterFineTuningSettings, DistillationSettings,
+             PretrainingSettings, InferenceSettings, RunSettings):
     """Every setting, flat (`cfg.maxlen`, `cfg.encoder_lr`): what every module reads."""
 
 
@@ -267,8 +278,11 @@ def setting_names(run):
 
 
 def settings_of(cfg, run):
-    """{name: value} of the settings of `cfg` that shape `run`: its resume fingerprint."""
-    return {name: getattr(cfg, name) for name in setting_names(run)}
+    """{name: value} of the settings of `cfg` that shape `run`: its resume fingerprint. A
+    fine-tuning run's holds the later settings that are on."""
+    later = {item.name: getattr(cfg, item.name) for item in fields(LaterFineTuningSettings)
+             if run == 'fine-tuning' and getattr(cfg, item.name) != item.default}
+    return {**{name: getattr(cfg, name) for name in setting_names(run)}, **later}
 
 
 def _metadata(name):

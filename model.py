@@ -1,5 +1,5 @@
 """Model: RoFormer-v2 encoder + sigmoid head, the optimizer (layered learning rates, Adam,
-EMA) and FGM adversarial training in an eager `train_step` that works under tf.distribute.
+EMA), FGM adversarial training and R-Drop in an eager `train_step` that works under tf.distribute.
 """
 import os
 import sys
@@ -83,14 +83,18 @@ def checkpoint_values(encoder):
 
 
 class AdversarialModel(keras.Model):
-    """A Keras model whose training step adds FGM (Miyato et al., 2017).
+    """A Keras model whose training step adds FGM (Miyato et al., 2017) and R-Drop (Liang et al., 2021).
 
-    Each step: gradient of the loss; a step of size `fgm_epsilon` along the normalised
+    FGM, each step: gradient of the loss; a step of size `fgm_epsilon` along the normalised
     gradient of the token-embedding table; the gradient of the loss there; the table put
     back; both gradients applied. The gradient is all-reduced before the step, so every
     replica moves its copy of the table identically under tf.distribute.
+
+    R-Drop: each loss is taken over two passes of the batch with other dropout masks, the mean
+    of their losses plus `rdrop_alpha` times their disagreement (`rdrop_divergence`).
     """
     fgm_epsilon = 0.0
+    rdrop_alpha = 0.0
 
     def train_step(self, data):
         inputs, targets = data
@@ -121,12 +125,27 @@ class AdversarialModel(keras.Model):
         with tf.GradientTape() as tape:
             predictions = self(inputs, training=True)
             loss = self.compute_loss(inputs, targets, predictions)
+            if self.rdrop_alpha > 0:
+                twin = self(inputs, training=True)
+                loss = ((loss + self.compute_loss(inputs, targets, twin)) / 2
+                        + self.rdrop_alpha * rdrop_divergence(predictions, twin))
             if scaling:
                 loss = self.optimizer.get_scaled_loss(loss)
         gradients = [_dense(g) for g in tape.gradient(loss, variables)]
         if scaling:
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         return predictions, gradients
+
+
+def rdrop_divergence(p, q):
+    """R-Drop's term for sigmoid scores: the symmetric KL divergence between the two passes'
+    Bernoulli distributions of each label, (KL(p||q) + KL(q||p)) / 2 = (p - q)(logit p - logit q) / 2,
+    averaged over labels and texts as the binary cross-entropy is, and divided among the replicas
+    as Keras divides the compiled loss under tf.distribute."""
+    p, q = (tf.clip_by_value(tf.cast(x, tf.float32), 1e-7, 1 - 1e-7) for x in (p, q))
+    logit = lambda x: tf.math.log(x) - tf.math.log1p(-x)
+    divergence = tf.reduce_mean((p - q) * (logit(p) - logit(q))) / 2
+    return divergence / tf.distribute.get_replica_context().num_replicas_in_sync
 
 
 def _dense(gradient):
@@ -141,7 +160,8 @@ def _add_on_every_replica(variable, delta):
     tf.distribute.get_replica_context().merge_call(update, args=(variable, delta))
 
 
-def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0, head='cls'):
+def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0, head='cls',
+                     rdrop_alpha=0.0):
     """RoFormer-v2 -> head -> Dense(num_labels, sigmoid).
 
     head 'cls': the [CLS] vector -> dropout. head 'cnn': the seed project's head, the [CLS]
@@ -158,7 +178,7 @@ def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_
     probabilities = keras.layers.Dense(num_labels, activation='sigmoid', dtype='float32',
                                        name=HEAD_PREFIX + 'Dense')(features)
     model = AdversarialModel(encoder.model.inputs, probabilities, name='roformer_v2_multilabel')
-    model.fgm_epsilon = fgm_epsilon
+    model.fgm_epsilon, model.rdrop_alpha = fgm_epsilon, rdrop_alpha
     return model
 
 

@@ -71,7 +71,7 @@ def parse_args(argv=None):
                         help=f'write TensorBoard logs to DIR (default DIR: WEIGHTS/{path.TENSORBOARD_DIR}); '
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
-                     'ema_momentum', 'fgm_epsilon', 'threshold', 'top1_fallback', 'patience',
+                     'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
                      'tune_thresholds', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
                      'precision')
@@ -206,7 +206,7 @@ def fine_tune(args, cfg, strategy, out_dir):
     print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
-                                                cfg.head)
+                                                cfg.head, cfg.rdrop_alpha)
         model_lib.compile_for_training(classifier, cfg, pos_weights)
         if args.from_model:
             model_lib.load_grown(classifier, model_folder.weights_path(args.from_model), old_labels, labels,

@@ -97,8 +97,8 @@ def test_a_changed_fine_tuning_setting_is_refused(fine_tuned_one_of_two_epochs):
 
 def test_the_concerns_of_a_run_are_its_fingerprint():
     """Every setting belongs to one concern, and each run's fingerprint is exactly its concerns' fields."""
-    concerns = (config.DataSettings, config.ModelSettings, config.FineTuningSettings, config.DistillationSettings,
-                config.PretrainingSettings, config.InferenceSettings, config.RunSettings)
+    concerns = (config.DataSettings, config.ModelSettings, config.FineTuningSettings, config.LaterFineTuningSettings,
+                config.DistillationSettings, config.PretrainingSettings, config.InferenceSettings, config.RunSettings)
     names = [item.name for concern in concerns for item in dataclasses.fields(concern)]
     assert sorted(names) == sorted(item.name for item in dataclasses.fields(config.Config))
     assert len(names) == len(set(names))
@@ -107,6 +107,8 @@ def test_the_concerns_of_a_run_are_its_fingerprint():
         'model_size', 'maxlen', 'batch_size', 'encoder_lr', 'head_lr', 'ema_momentum', 'fgm_epsilon', 'threshold',
         'top1_fallback', 'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'tune_thresholds',
         'group_by_length', 'seed', 'precision'}  # the fingerprint of the runs started before the concerns existed
+    assert config.settings_of(config.Config(rdrop_alpha=0.5), 'fine-tuning')['rdrop_alpha'] == 0.5  # only when on
+    assert 'rdrop_alpha' not in config.settings_of(config.Config(rdrop_alpha=0.5), 'pretraining')
     assert set(config.settings_of(cfg, 'pretraining')) == {
         'model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
         'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision'}

@@ -146,6 +146,44 @@ def test_fgm_adds_the_gradient_at_the_perturbed_embeddings(tiny_pretrained, conf
     assert not np.allclose(adversarial, 2 * plain, rtol=1e-3, atol=1e-6)
 
 
+def test_rdrop_divergence_is_the_symmetric_bernoulli_kl_averaged_and_zero_for_equal_passes():
+    rng = np.random.default_rng(0)
+    p, q = rng.uniform(0.01, 0.99, size=(2, 4, 3))
+    kl = lambda a, b: a * np.log(a / b) + (1 - a) * np.log((1 - a) / (1 - b))
+    expected = np.mean((kl(p, q) + kl(q, p)) / 2)
+    assert float(model_lib.rdrop_divergence(tf.constant(p), tf.constant(q))) == pytest.approx(expected, rel=1e-5)
+    assert float(model_lib.rdrop_divergence(tf.constant(p), tf.constant(p))) == 0.0
+
+
+def test_rdrop_steps_as_the_plain_loss_when_the_passes_agree(tiny_pretrained, config_without_dropout):
+    def step_change(rdrop_alpha):
+        classifier = tiny_classifier(tiny_pretrained, config_path=config_without_dropout)
+        classifier.rdrop_alpha = rdrop_alpha
+        classifier.compile(loss='binary_crossentropy', optimizer=keras.optimizers.SGD(learning_rate=1.0))
+        before = classifier.get_layer(model_lib.HEAD_PREFIX + 'Dense').kernel.numpy()
+        classifier.train_on_batch(*batch())
+        return before - classifier.get_layer(model_lib.HEAD_PREFIX + 'Dense').kernel.numpy()
+
+    # Without dropout both passes are the same: the mean of two equal losses, and no disagreement.
+    np.testing.assert_allclose(step_change(5.0), step_change(0.0), rtol=1e-5, atol=1e-8)
+
+
+def test_rdrop_trains_the_two_dropout_passes_to_agree(tiny_pretrained):
+    inputs, targets = batch(size=16)
+
+    def disagreement_after_training(rdrop_alpha):
+        classifier = tiny_classifier(tiny_pretrained)  # the encoder's own dropout is on
+        classifier.rdrop_alpha = rdrop_alpha
+        classifier.compile(loss='binary_crossentropy', optimizer=keras.optimizers.Adam(learning_rate=1e-3))
+        for _ in range(15):
+            classifier.train_on_batch(inputs, targets)
+        keras.utils.set_random_seed(1)
+        return np.mean([float(model_lib.rdrop_divergence(classifier(inputs, training=True),
+                                                         classifier(inputs, training=True))) for _ in range(5)])
+
+    assert disagreement_after_training(50.0) < 0.5 * disagreement_after_training(0.0)
+
+
 def test_openvino_friendly_rope_rotates_exactly_as_bert4keras():
     import bert4keras.backend
     rng = np.random.default_rng(0)
