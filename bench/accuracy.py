@@ -185,15 +185,21 @@ def run_recipe(args, test_samples, labels):
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     record = path.read_json(os.path.join(args.weights, recipe.RECORD_NAME))
     result = {**score_model(args.weights, test_samples, labels, seconds), 'recipe': os.path.relpath(args.recipe, ROOT),
-              'recipe_cpu_seconds': round(cpu, 1), 'train_flags': record['train']['flags'],
+              'recipe_cpu_seconds': round(cpu, 1), 'train_flags': relative_paths(record['train']['flags']),
               'fine_tune_seconds': record['train']['seconds']}
     if 'pretrain' in record:
         pretrained = args.weights + '-pretrained'
         state = path.read_json(os.path.join(pretrained, path.RESUME_DIR, path.RESUME_STATE_NAME))
-        result.update(pretrain_flags=record['pretrain']['flags'], pretrain_seconds=record['pretrain']['seconds'],
+        result.update(pretrain_flags=relative_paths(record['pretrain']['flags']),
+                      pretrain_seconds=record['pretrain']['seconds'],
                       pretrain_epochs=state['epoch'], pretrain_held_out_masked_accuracy=round(float(state['best']), 4),
                       pretrain_history=epoch_rows(pretrained), pretrained_dir=os.path.relpath(pretrained, ROOT))
     return result
+
+
+def relative_paths(flags):
+    """The flags with each absolute path made relative to the repository, as the rows keep paths."""
+    return [os.path.relpath(flag, ROOT) if os.path.isabs(flag) else flag for flag in flags]
 
 
 def score_model(weights, test_samples, labels, seconds):

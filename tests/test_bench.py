@@ -97,7 +97,9 @@ def test_accuracy_bench_runs_a_recipe_end_to_end_and_scores_what_it_wrote(tiny_p
     row = json.loads(out.read_text())['systems']['tiny_recipe']
     assert row['test_samples'] == 90 and 0.0 <= row['exact_match'] <= 1.0 and len(row['decision_rules']) == 3
     assert row['pretrain_epochs'] == 1 and row['epochs_completed'] == 1 and row['pretrained_dir'].endswith('-pretrained')
-    assert row['train_flags'] == path.read_json(str(weights / 'recipe.json'))['train']['flags']
+    recorded = path.read_json(str(weights / 'recipe.json'))['train']['flags']
+    assert row['train_flags'] == [os.path.relpath(f, ROOT) if os.path.isabs(f) else f for f in recorded]
+    assert not any(os.path.isabs(flag) for flag in row['train_flags'] + row['pretrain_flags'])  # no machine's paths
     assert 0 < row['pretrain_seconds'] + row['fine_tune_seconds'] <= row['train_seconds']  # the evaluation is counted
     assert row['recipe_cpu_seconds'] > 0 and row['command'].startswith('python bench/accuracy.py')
     refused = subprocess.run([sys.executable, os.path.join('bench', 'accuracy.py'), '--recipe', str(recipe_file),
