@@ -132,14 +132,18 @@ def run_pretraining(args):
     # --overwrite (here and for train.py): a rerun under the same --name replaces its own folder.
     flags = ['--train', args.corpus_train, '--out', out, '--overwrite'] + shlex.split(args.pretrain)
     start, cpu = time.perf_counter(), cpu_seconds()
-    best = pretrain.main(flags)
-    state = path.read_json(os.path.join(out, path.RESUME_DIR, path.RESUME_STATE_NAME))
-    return out, {'pretrain_seconds': round(time.perf_counter() - start, 3),
-                 'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1),
-                 'pretrain_flags': shlex.split(args.pretrain), 'pretrain_epochs': state['epoch'],
-                 'pretrain_held_out_masked_accuracy': round(float(best), 4),
-                 'pretrain_history': epoch_rows(out),
-                 'pretrained_dir': os.path.relpath(out, ROOT)}
+    pretrain.main(flags)
+    return out, {**pretraining_facts(out, shlex.split(args.pretrain), round(time.perf_counter() - start, 3)),
+                 'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1)}
+
+
+def pretraining_facts(folder, flags, seconds):
+    """What a row keeps of the pretraining run in `folder`: its flags, seconds, epochs, best
+    held-out masked-token accuracy and epoch history."""
+    state = path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    return {'pretrain_seconds': seconds, 'pretrain_flags': flags, 'pretrain_epochs': state['epoch'],
+            'pretrain_held_out_masked_accuracy': round(float(state['best']), 4),
+            'pretrain_history': epoch_rows(folder), 'pretrained_dir': os.path.relpath(folder, ROOT)}
 
 
 def epoch_rows(folder):
@@ -188,12 +192,8 @@ def run_recipe(args, test_samples, labels):
               'recipe_cpu_seconds': round(cpu, 1), 'train_flags': relative_paths(record['train']['flags']),
               'fine_tune_seconds': record['train']['seconds']}
     if 'pretrain' in record:
-        pretrained = args.weights + '-pretrained'
-        state = path.read_json(os.path.join(pretrained, path.RESUME_DIR, path.RESUME_STATE_NAME))
-        result.update(pretrain_flags=relative_paths(record['pretrain']['flags']),
-                      pretrain_seconds=record['pretrain']['seconds'],
-                      pretrain_epochs=state['epoch'], pretrain_held_out_masked_accuracy=round(float(state['best']), 4),
-                      pretrain_history=epoch_rows(pretrained), pretrained_dir=os.path.relpath(pretrained, ROOT))
+        result.update(pretraining_facts(args.weights + '-pretrained', relative_paths(record['pretrain']['flags']),
+                                        record['pretrain']['seconds']))
     return result
 
 
