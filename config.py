@@ -140,10 +140,11 @@ class ModelSettings:
                               choices=('small', 'base'))
     # The values are Keras' policy names (scale.set_precision, the resume fingerprints of earlier
     # runs); --help spells them as the inference --precision does.
-    precision: str = setting('float32', 'training precision: float32, float16 (Keras mixed_float16: GPUs) or '
-                                        'bfloat16 (mixed_bfloat16: CPUs with AVX512-BF16, TPUs, recent GPUs); the head '
-                                        'and the loss stay float32',
-                             choices=('float32', 'mixed_float16', 'mixed_bfloat16'),
+    precision: str = setting('float32', 'training precision: float32, float16 (Keras mixed_float16: GPUs), bfloat16 '
+                                        '(mixed_bfloat16: CPUs with AVX512-BF16 or AMX, TPUs, recent GPUs; emulated and '
+                                        'slower than float32 elsewhere) or auto (bfloat16 where the hardware computes '
+                                        'it, else float32); the head and the loss stay float32',
+                             choices=('float32', 'mixed_float16', 'mixed_bfloat16', 'auto'),
                              shown_as={'mixed_float16': 'float16', 'mixed_bfloat16': 'bfloat16'})
 
 
@@ -340,8 +341,10 @@ PRETRAIN_HELP = {
     'valid_ratio': "share of each input file held out to measure masked-token accuracy (on a labelled file, "
                    "train.py's validation split with the same --seed)",
     'seed': 'random seed (held-out split, shuffling, masks, initialisation)',
-    'precision': 'training precision: float32, float16 (Keras mixed_float16: GPUs) or bfloat16 (mixed_bfloat16: '
-                 'CPUs with AVX512-BF16, TPUs, recent GPUs); the MLM logits and the loss stay float32',
+    'precision': 'training precision: float32, float16 (Keras mixed_float16: GPUs), bfloat16 (mixed_bfloat16: '
+                 'CPUs with AVX512-BF16 or AMX, TPUs, recent GPUs; emulated and slower than float32 elsewhere) or '
+                 'auto (bfloat16 where the hardware computes it, else float32); the MLM logits and the loss stay '
+                 'float32',
 }
 SCORING_HELP = {'batch_size': 'texts scored per batch'}  # evaluate.py, predict.py
 

@@ -144,7 +144,7 @@ def pretrain(args, cfg):
     from multilabel import scale
     from multilabel.compat import keras
 
-    scale.set_precision(cfg.precision)
+    requested_precision, cfg.precision = cfg.precision, scale.set_precision(cfg.precision)
     keras.utils.set_random_seed(cfg.seed)
     bert_config, vocab_path, checkpoint = architecture(args)
     texts, held_out = read_inputs(args, cfg)
@@ -153,7 +153,7 @@ def pretrain(args, cfg):
     print(f'architecture: {bert_config["num_hidden_layers"]} layers, hidden {bert_config["hidden_size"]}, '
           f'{bert_config["num_attention_heads"]} heads, vocabulary {bert_config["vocab_size"]} ({vocab_path}); '
           + (f'continuing {checkpoint}' if checkpoint else 'random initialisation'))
-    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
+    print(scale.describe_precision(requested_precision, cfg.precision))
 
     tokenizer = loader.load_tokenizer(vocab_path)
     train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, config.interactive())

@@ -133,7 +133,8 @@ def main(argv=None):
                                     'take; use bce or focal')
         teacher_lib.check_teachers(args.teacher)
     strategy = scale.make_strategy(cfg.strategy)  # first: multi-worker set-up precedes other TensorFlow work
-    scale.set_precision(cfg.precision)
+    requested_precision, cfg.precision = cfg.precision, scale.set_precision(cfg.precision)  # the fingerprint's: resolved
+    precision_line = scale.describe_precision(requested_precision, cfg.precision)
     # Every worker saves (saving may need collective ops), but only the chief into --weights.
     out_dir = scale.output_dir(args.weights, strategy)
     if args.tensorboard and out_dir != args.weights:
@@ -143,10 +144,10 @@ def main(argv=None):
         raise config.InputError('--time-budget does not work with several workers; use --epochs')
     with run_lib.lock(out_dir):  # one run per folder, released even by kill -9
         run_lib.clean_litter(out_dir)
-        return fine_tune(args, cfg, strategy, out_dir)
+        return fine_tune(args, cfg, strategy, out_dir, precision_line)
 
 
-def fine_tune(args, cfg, strategy, out_dir):
+def fine_tune(args, cfg, strategy, out_dir, precision_line):
     import loader
     import model as model_lib
     from multilabel import run as run_lib
@@ -203,7 +204,7 @@ def fine_tune(args, cfg, strategy, out_dir):
         os.remove(pos_weights_path)  # an earlier run's, not this model's
 
     print(scale.describe_strategy(strategy))
-    print(f'precision: {scale.PRECISION_WORDS[cfg.precision]}')
+    print(precision_line)
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
                                                 cfg.head, cfg.rdrop_alpha)

@@ -91,8 +91,27 @@ def output_dir(weights_dir, strategy):
 
 
 def set_precision(name):
-    """Keras' global dtype policy. Variables stay float32; the mixed policies compute in
-    float16 / bfloat16. The head (model.py) and the loss stay float32 under every policy.
-    mixed_float16 is for GPUs (Keras then wraps the optimizer for loss scaling); on CPUs,
-    mixed_bfloat16 pays off only with AVX512-BF16 or AMX."""
+    """Keras' global dtype policy; returns the policy set (`auto` resolved). Variables stay float32;
+    the mixed policies compute in float16 / bfloat16. The head (model.py) and the loss stay float32
+    under every policy. mixed_float16 is for GPUs (Keras then wraps the optimizer for loss
+    scaling); on CPUs, mixed_bfloat16 pays off only with AVX512-BF16 or AMX: elsewhere bfloat16 is
+    emulated and slower than float32, so `auto` takes it only where the hardware computes it."""
+    from multilabel import inference
+    if name == 'auto':
+        name = 'mixed_bfloat16' if inference.bfloat16_hardware() else 'float32'
     keras.mixed_precision.set_global_policy(name)
+    return name
+
+
+def describe_precision(requested, policy):
+    """The run's 'precision: ...' line: the policy, why auto chose it, and a note when bfloat16 is
+    emulated on this machine."""
+    from multilabel import inference
+    line = f'precision: {PRECISION_WORDS[policy]}'
+    hardware = inference.bfloat16_hardware()
+    if requested == 'auto':
+        return line + f' (auto: {hardware or "no AVX512-BF16, AMX or bfloat16 GPU here"})'
+    if policy == 'mixed_bfloat16' and not hardware:
+        return line + ('; note: this machine has no AVX512-BF16, AMX or bfloat16 GPU, so bfloat16 is emulated and '
+                       'slower than float32 (--precision auto chooses for the machine)')
+    return line

@@ -112,3 +112,17 @@ def test_the_concerns_of_a_run_are_its_fingerprint():
     assert set(config.settings_of(cfg, 'pretraining')) == {
         'model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
         'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision'}
+
+
+def test_precision_auto_is_kept_as_the_policy_it_chose(tiny_pretrained, tmp_path, monkeypatch):
+    """A run started with --precision auto resumes on the same machine: its fingerprint holds the
+    policy auto chose there, not the word auto."""
+    from multilabel import inference
+    monkeypatch.setattr(inference, 'bfloat16_hardware', lambda: None)
+    weights = str(tmp_path / 'weights')
+    command = ['--pretrained', tiny_pretrained, '--weights', weights, *FAST, '--precision', 'auto']
+    train.main([*command, '--epochs', '1'])
+    state = path.read_json(os.path.join(weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    assert state['run']['config']['precision'] == 'float32'
+    train.main([*command, '--epochs', '2', '--resume'])
+    assert completed_epochs(weights) == 2

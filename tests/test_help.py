@@ -155,15 +155,16 @@ def test_precision_reads_the_same_way_everywhere(monkeypatch):
     import train
     for module in (train, pretrain):
         for given, policy in (('float32', 'float32'), ('float16', 'mixed_float16'), ('bfloat16', 'mixed_bfloat16'),
-                              ('mixed_float16', 'mixed_float16'), ('mixed_bfloat16', 'mixed_bfloat16')):
+                              ('mixed_float16', 'mixed_float16'), ('mixed_bfloat16', 'mixed_bfloat16'),
+                              ('auto', 'auto')):
             assert module.parse_args(['--precision', given]).precision == policy
     assert evaluate.parse_args(['--precision', 'mixed_bfloat16']).inference_precision == 'bfloat16'
     assert evaluate.parse_args(['--precision', 'int8']).inference_precision == 'int8'
     shown = {command: next(action.metavar for action in config.parser_of(module_of(command).parse_args)._actions
                            if '--precision' in action.option_strings) for command in ('train', 'pretrain', 'evaluate')}
-    assert shown == {'train': '{float32,float16,bfloat16}', 'pretrain': '{float32,float16,bfloat16}',
+    assert shown == {'train': '{float32,float16,bfloat16,auto}', 'pretrain': '{float32,float16,bfloat16,auto}',
                      'evaluate': '{auto,float32,bfloat16,int8}'}
-    with pytest.raises(config.InputError, match="--precision: must be one of float32, float16, bfloat16, not 'half'"):
+    with pytest.raises(config.InputError, match="--precision: must be one of float32, float16, bfloat16, auto, not 'half'"):
         train.parse_args(['--precision', 'half'])
     with pytest.raises(config.InputError, match="--precision: must be one of auto, float32, bfloat16, int8, not 'x'"):
         evaluate.parse_args(['--precision', 'x'])

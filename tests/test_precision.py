@@ -56,3 +56,26 @@ def test_mixed_precision_trains_with_ema_and_fgm(tiny_pretrained, policy):
     assert all(np.isfinite(w).all() for w in averaged)
     assert not all(np.allclose(a, b) for a, b in zip(trained, averaged))
     np.testing.assert_array_equal(classifier.trainable_variables[0].numpy(), trained[0])
+
+
+@pytest.mark.parametrize('hardware, policy', [(None, 'float32'), ('CPU with avx512_bf16', 'mixed_bfloat16')])
+def test_auto_takes_bfloat16_only_where_the_hardware_computes_it(monkeypatch, hardware, policy):
+    from multilabel import inference
+    monkeypatch.setattr(inference, 'bfloat16_hardware', lambda: hardware)
+    try:
+        assert scale.set_precision('auto') == policy
+        assert keras.mixed_precision.global_policy().name == policy
+        line = scale.describe_precision('auto', policy)
+        assert line.startswith(f'precision: {policy} ') and '(auto: ' in line
+        assert (hardware or 'no AVX512-BF16') in line
+    finally:
+        scale.set_precision('float32')
+
+
+def test_bfloat16_asked_for_on_a_machine_that_emulates_it_is_said_to_be_slow(monkeypatch):
+    from multilabel import inference
+    monkeypatch.setattr(inference, 'bfloat16_hardware', lambda: None)
+    assert 'emulated and slower than float32' in scale.describe_precision('mixed_bfloat16', 'mixed_bfloat16')
+    assert 'note' not in scale.describe_precision('float32', 'float32')
+    monkeypatch.setattr(inference, 'bfloat16_hardware', lambda: 'CPU with amx_bf16')
+    assert 'note' not in scale.describe_precision('mixed_bfloat16', 'mixed_bfloat16')
