@@ -248,6 +248,10 @@ class InferenceSettings:
                                               'fitted on the validation split: temperature (one T, decisions at 0.5 '
                                               'unchanged), per_label (one T per label) or none',
                                choices=('temperature', 'per_label', 'none'))
+    ngram_blend: bool = setting(False, 'after training, fit TF-IDF over the token 1-3-grams + a linear SVM per label on '
+                                       "the training split and add its margins to the model's logits, weighted by "
+                                       'the beta with the best validation exact match (0: the transformer alone); '
+                                       'saved in the model folder as ngram.npz, used by every command that loads it')
 
 
 @dataclass

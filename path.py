@@ -34,6 +34,7 @@ WEIGHTS_NAME = 'best_weights.h5'  # Keras' HDF5 format: weights by layer name, n
 LABELS_NAME = 'labels.json'
 META_NAME = 'model.json'
 THRESHOLDS_NAME = 'thresholds.json'  # {label: threshold} tuned on the validation split (optional)
+NGRAM_NAME = 'ngram.npz'  # the n-gram side's TF-IDF and SVM weights, with train.py --ngram-blend (optional)
 POS_WEIGHTS_NAME = 'pos_weights.json'  # {label: weight of its positives in the loss}, with train.py --pos-weight
 RESUME_DIR = 'resume'             # the last completed epoch's full training state
 RESUME_STATE_NAME = 'state.json'  # epoch, best score, early-stopping counter, checkpoint name

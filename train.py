@@ -39,6 +39,7 @@ from multilabel import calibration
 from multilabel import history as history_lib
 from multilabel import inference
 from multilabel import model_folder
+from multilabel import ngram
 from multilabel import teacher as teacher_lib
 
 
@@ -73,7 +74,7 @@ def parse_args(argv=None):
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
-                     'tune_thresholds', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
+                     'tune_thresholds', 'ngram_blend', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
                      'precision')
     config.add_config_flag(parser, 'train')
     parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
@@ -93,12 +94,26 @@ def parse_args(argv=None):
     return args
 
 
-def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir):
-    """After the last epoch, on the validation split with the best weights: the temperature
-    (multilabel/calibration.py) saved in model.json, then the per-label thresholds, tuned on the
-    calibrated scores since those are the ones every command decides on."""
+def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir, ngram_side):
+    """After the last epoch, on the validation split with the best weights: with --ngram-blend the
+    n-gram side (multilabel/ngram.py) fitted on the training split, `ngram_side` = (token ids,
+    targets, special ids), and its beta chosen here; then the temperature (multilabel/calibration.py)
+    saved in model.json, then the per-label thresholds, both on the blended logits, since those are
+    the ones every command decides on."""
     from sklearn.metrics import accuracy_score
     logits = inference.model_logits(classifier, valid_ids, cfg.batch_size)
+    if cfg.ngram_blend:
+        train_ids, train_targets, specials = ngram_side
+        side = ngram.fit(train_ids, train_targets, specials, cfg.seed)
+        margins = ngram.margins(side, valid_ids, specials)
+        beta, exact = ngram.choose_beta(logits, margins, valid_targets, calibration.logit(cfg.threshold),
+                                        cfg.top1_fallback)
+        model_folder.write_ngram(out_dir, side, beta)
+        logits = logits + beta * margins
+        print(f'n-gram side: beta {beta:g} (validation exact match {exact[0.0]:.4f} alone -> {exact[beta]:.4f}), '
+              f'{os.path.join(shown_dir, path.NGRAM_NAME) if beta else "not kept"}')
+    else:
+        model_folder.write_ngram(out_dir, None, 0)  # a resumed run without the flag: no side of an earlier finish
     raw = calibration.expit(logits)
     temperature = 1.0
     if cfg.calibration != 'none':
@@ -183,6 +198,8 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
         model_lib.warn_random_init(args.pretrained)
 
     tokenizer = loader.load_tokenizer(os.path.join(args.pretrained, path.VOCAB_NAME))
+    if cfg.ngram_blend:
+        ngram.check_vocabulary(tokenizer._vocab_size)
     train_ids = loader.encode_texts(tokenizer, [s.text for s in train_samples], cfg.maxlen, config.interactive())
     valid_ids = loader.encode_texts(tokenizer, [s.text for s in valid_samples], cfg.maxlen, config.interactive())
     train_targets = loader.multi_hot(train_samples, labels)
@@ -260,7 +277,8 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
 
     if os.path.exists(best_weights):
         classifier.load_weights(best_weights)
-        finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, args.weights)
+        finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, args.weights,
+               (train_ids, train_targets, ngram.special_ids(tokenizer)))
     if out_dir != args.weights:
         shutil.rmtree(out_dir, ignore_errors=True)
     print(f'best weights: {os.path.join(args.weights, path.WEIGHTS_NAME)} (acc {state["best"]:.4f})')

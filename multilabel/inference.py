@@ -273,6 +273,10 @@ class Classifier:
                 raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
                                         f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
                                         f'different runs ({error})') from None
+            blend = model_folder.read_ngram(weights_dir, self.meta)
+            if blend:  # train.py --ngram-blend: the n-gram side inside the one model every command scores with
+                from multilabel import ngram
+                self.model = ngram.blended(self.model, *blend, ngram.special_ids(self.tokenizer))
             _scoring_function(self.model).get_concrete_function()  # traced under the model's policy
         self.engine = Int8Model(self.model) if self.precision == 'int8' else self.model
 

@@ -7,9 +7,12 @@
     model.json        the metadata: format, num_labels, maxlen, threshold, top1_fallback,
                       dropout, head, pretrained, vocab_sha256, temperature (after calibration)
     thresholds.json   optional: {label: threshold} tuned on the validation split
+    ngram.npz         optional (train.py --ngram-blend): the n-gram side (multilabel/ngram.py); model.json
+                      then says its beta under "ngram" and has format 2
 
-`FORMAT` is the version of this layout, written into model.json. A folder of another version is
-refused in one line instead of being half read. Folders written before the version was recorded
+`FORMAT` is the version of this layout, written into model.json; a folder with an n-gram side is
+`NGRAM_FORMAT`, so a version that cannot blend refuses it instead of serving the transformer alone.
+A folder of another version is refused in one line instead of being half read. Folders written before the version was recorded
 have exactly this layout (their temperature is 1 when they predate calibration): they read as 1.
 An export (multilabel/export.py) copies labels, vocab, thresholds and the metadata beside its
 SavedModel through `copy_for_export`.
@@ -24,6 +27,7 @@ import config
 import path
 
 FORMAT = 1
+NGRAM_FORMAT = 2
 NEEDED = (path.META_NAME, path.LABELS_NAME, path.WEIGHTS_NAME, path.CONFIG_NAME, path.VOCAB_NAME)
 
 
@@ -46,11 +50,12 @@ def vocab_hash(vocab_file):
 
 def write(folder, cfg, labels, pretrained_dir):
     """Everything but the weights, at the start of training: config and vocab copied from
-    `pretrained_dir`, labels, metadata; an earlier model's thresholds.json goes (the run tunes its own)."""
+    `pretrained_dir`, labels, metadata; an earlier model's thresholds.json and ngram.npz go (the run
+    makes its own)."""
     os.makedirs(folder, exist_ok=True)
-    thresholds_file = os.path.join(folder, path.THRESHOLDS_NAME)
-    if os.path.exists(thresholds_file):
-        os.remove(thresholds_file)
+    for name in (path.THRESHOLDS_NAME, path.NGRAM_NAME):
+        if os.path.exists(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
     for name in (path.CONFIG_NAME, path.VOCAB_NAME):
         path.atomic_write(os.path.join(folder, name),
                           lambda temporary, name=name: shutil.copyfile(os.path.join(pretrained_dir, name), temporary))
@@ -79,6 +84,35 @@ def update_meta(folder, **fields):
     path.write_json(meta_file, {**path.read_json(meta_file), **fields})
 
 
+def write_ngram(folder, side, beta):
+    """The n-gram side and its beta (multilabel/ngram.py); beta 0 removes it (the transformer alone)."""
+    from multilabel import ngram
+    side_file = os.path.join(folder, path.NGRAM_NAME)
+    meta_file = os.path.join(folder, path.META_NAME)
+    meta = path.read_json(meta_file)
+    if beta:
+        path.atomic_write(side_file, lambda temporary: ngram.save(temporary, side))
+        meta.update(format=NGRAM_FORMAT, ngram={'beta': beta, 'orders': list(ngram.ORDERS), 'buckets': ngram.BUCKETS})
+    else:
+        meta.pop('ngram', None)
+        meta['format'] = FORMAT
+        if os.path.exists(side_file):
+            os.remove(side_file)
+    path.write_json(meta_file, meta)
+
+
+def read_ngram(folder, meta):
+    """(side, beta) of a folder blended with an n-gram side, else None."""
+    from multilabel import ngram
+    if 'ngram' not in meta:
+        return None
+    side_file = os.path.join(folder, path.NGRAM_NAME)
+    if not os.path.exists(side_file):
+        raise config.InputError(f'{folder}: {path.META_NAME} blends an n-gram side but {path.NGRAM_NAME} is missing; '
+                                'copy the whole folder')
+    return ngram.load(side_file), meta['ngram']['beta']
+
+
 def write_thresholds(folder, labels, thresholds):
     path.write_json(os.path.join(folder, path.THRESHOLDS_NAME), dict(zip(labels, map(float, thresholds))))
 
@@ -97,9 +131,10 @@ def read(folder):
                                 'run train.py first or pass --weights')
     meta_file = os.path.join(folder, path.META_NAME)
     meta = path.read_json(meta_file)
-    if meta.get('format', 1) != FORMAT:
+    if meta.get('format', 1) not in (FORMAT, NGRAM_FORMAT):
         raise config.InputError(f'{meta_file}: a model folder of format {meta.get("format")!r}; this version '
-                                f'reads format {FORMAT} (train it again, or use the version that wrote it)')
+                                f'reads formats {FORMAT} and {NGRAM_FORMAT} (train it again, or use the version '
+                                'that wrote it)')
     meta['labels'] = path.read_json(os.path.join(folder, path.LABELS_NAME))
     if len(meta['labels']) != meta['num_labels']:
         raise config.InputError(f'{folder}: {path.LABELS_NAME} has {len(meta["labels"])} labels but the model '

@@ -27,8 +27,8 @@ def copy_of(trained, tmp_path):
 def test_training_writes_the_format_and_a_folder_of_another_format_is_refused(trained, tmp_path):
     assert model_folder.read_meta(trained[0])['format'] == model_folder.FORMAT
     folder = copy_of(trained, tmp_path)
-    model_folder.update_meta(folder, format=model_folder.FORMAT + 1)
-    with pytest.raises(config.InputError, match=f'format {model_folder.FORMAT + 1}; this version reads format'):
+    model_folder.update_meta(folder, format=model_folder.NGRAM_FORMAT + 1)  # a format no reader here knows
+    with pytest.raises(config.InputError, match=f'format {model_folder.NGRAM_FORMAT + 1}; this version reads format'):
         predict.Classifier(folder)
     result = subprocess.run([sys.executable, 'predict.py', '--weights', folder, '文本'], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
