@@ -2,6 +2,11 @@
 beta times the peer's SVM margins, beta chosen on the validation split, scored on the test file.
 
     python bench/blend.py --weights bench/weights/l4h256_rtd_90min_fgm --name l4h256_rtd_90min_fgm+tfidf
+    python bench/blend.py --weights bench/weights/NAME --side ngram     # what train.py --ngram-blend serves
+
+--side tfidf (the default) is the peer itself, character 1-3-grams of the raw text; --side ngram
+is train.py --ngram-blend's side (multilabel/ngram.py): the same TF-IDF + SVM over the token
+1-3-grams the model reads, blended with the model's exact logits, as train.py fits it.
 
 The two make different mistakes: the peer reads character n-grams, the transformer reads
 context. Both scores cross their decision point at 0 (sigmoid 0.5, the SVM's margin 0), so
@@ -28,9 +33,8 @@ import benchlib  # noqa: E402
 import config  # noqa: E402
 import path  # noqa: E402
 from multilabel import inference  # noqa: E402
+from multilabel import ngram  # noqa: E402
 from multilabel import teacher as teacher_lib  # noqa: E402
-
-BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
 def parse_args(argv=None):
@@ -38,13 +42,15 @@ def parse_args(argv=None):
     parser.add_argument('--weights', required=True, help='trained model folder (a bench/accuracy.py row\'s)')
     parser.add_argument('--row', help='the bench/accuracy.py row of the model, whose seconds are counted '
                                       '(default: the folder\'s name, as bench/accuracy.py names it)')
-    parser.add_argument('--name', help='system name in the results (default: ROW+tfidf)')
+    parser.add_argument('--side', choices=('tfidf', 'ngram'), default='tfidf',
+                        help='tfidf: the peer on the raw text; ngram: train.py --ngram-blend\'s side (default: %(default)s)')
+    parser.add_argument('--name', help='system name in the results (default: ROW+SIDE)')
     parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
     parser.add_argument('--out', default=accuracy.RESULTS, help='JSON results file (default: %(default)s)')
     args = parser.parse_args(argv)
     args.row = args.row or os.path.basename(os.path.normpath(args.weights))
-    args.name = args.name or args.row + '+tfidf'
+    args.name = args.name or f'{args.row}+{args.side}'
     return args
 
 
@@ -67,18 +73,26 @@ def main(argv=None):
     labels = classifier.labels
 
     start = time.perf_counter()
-    peer = teacher_lib.tfidf_pipeline()
-    peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
+    if args.side == 'tfidf':
+        peer = teacher_lib.tfidf_pipeline()
+        peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
+    else:
+        specials = ngram.special_ids(classifier.tokenizer)
+        encoded = lambda samples: loader.encode_texts(classifier.tokenizer, [s.text for s in samples],
+                                                      classifier.maxlen)
+        side = ngram.fit(encoded(train_samples), loader.multi_hot(train_samples, labels), specials, settings['seed'])
     peer_seconds = time.perf_counter() - start
 
     def both_scores(samples):
         texts = [s.text for s in samples]
-        return logits(classifier.scores(texts)), peer.decision_function(texts), loader.multi_hot(samples, labels)
+        if args.side == 'tfidf':
+            return logits(classifier.scores(texts)), peer.decision_function(texts), loader.multi_hot(samples, labels)
+        ids = encoded(samples)
+        return (inference.model_logits(classifier.model, ids), ngram.margins(side, ids, specials),
+                loader.multi_hot(samples, labels))
 
     valid_logits, valid_margins, valid_targets = both_scores(valid_samples)
-    exact = {beta: float((inference.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1).mean())
-             for beta in BETAS}
-    beta = max(BETAS, key=lambda b: (exact[b], -b))  # ties go to the smaller share of the peer
+    beta, exact = ngram.choose_beta(valid_logits, valid_margins, valid_targets)
     test_logits, test_margins, test_targets = both_scores(test_samples)
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
@@ -86,7 +100,7 @@ def main(argv=None):
         raise config.InputError(f'--row {args.row}: no such system in {args.out}')
     seconds = results['systems'][args.row]['train_seconds'] + peer_seconds
     row = accuracy.scores_of(test_targets, inference.decide(test_logits + beta * test_margins, 0.0), seconds)
-    row.update(beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
+    row.update(side=args.side, beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
                best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
                weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),
                **benchlib.provenance('bench/blend.py', argv))
@@ -94,7 +108,7 @@ def main(argv=None):
     path.write_json(args.out, results)
 
     print(f'{"beta":>6}{"validation exact":>18}')
-    for b in BETAS:
+    for b in ngram.BETAS:
         print(f'{b:>6g}{exact[b]:>18.4f}' + ('  <- chosen' if b == beta else ''))
     print(f'\ntest, beta {beta:g}: exact {row["exact_match"]:.4f}, micro {row["micro_f1"]:.4f}, '
           f'macro {row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}; written: {args.out}')

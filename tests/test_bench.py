@@ -47,6 +47,13 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert blend['best_validation_exact_match'] == max(blend['validation_exact_match_by_beta'].values())
     assert blend['train_seconds'] == pytest.approx(systems['tiny']['train_seconds'] + blend['peer_seconds'], abs=0.01)
     assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
+    # train.py --ngram-blend's side, on the token n-grams: the same rule
+    run_bench('blend.py', '--weights', str(tmp_path / 'weights'), '--row', 'tiny', '--data', str(data),
+              '--out', str(out), '--side', 'ngram')
+    side = json.loads(out.read_text())['systems']['tiny+ngram']
+    assert side['side'] == 'ngram' and blend['side'] == 'tfidf'
+    assert side['best_validation_exact_match'] == max(side['validation_exact_match_by_beta'].values())
+    assert side['validation_exact_match_by_beta']['0.0'] == blend['validation_exact_match_by_beta']['0.0']
 
     # An ensemble of the model with itself decides as the model alone, and counts its seconds twice.
     os.symlink(tmp_path / 'weights', tmp_path / 'tiny')
