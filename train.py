@@ -106,7 +106,7 @@ def finish(classifier, cfg, labels, valid_ids, valid_targets, out_dir, shown_dir
         train_ids, train_targets, specials = ngram_side
         side = ngram.fit(train_ids, train_targets, specials, cfg.seed)
         margins = ngram.margins(side, valid_ids, specials)
-        beta, exact = ngram.choose_beta(logits, margins, valid_targets, calibration.logit(cfg.threshold),
+        beta, exact = inference.blend_weight(logits, margins, valid_targets, calibration.logit(cfg.threshold),
                                         cfg.top1_fallback)
         model_folder.write_ngram(out_dir, side, beta)
         logits = logits + beta * margins

@@ -92,7 +92,7 @@ def main(argv=None):
                 loader.multi_hot(samples, labels))
 
     valid_logits, valid_margins, valid_targets = both_scores(valid_samples)
-    beta, exact = ngram.choose_beta(valid_logits, valid_margins, valid_targets)
+    beta, exact = inference.blend_weight(valid_logits, valid_margins, valid_targets)
     test_logits, test_margins, test_targets = both_scores(test_samples)
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}

@@ -22,6 +22,7 @@ from tqdm import tqdm
 import config
 from multilabel import calibration
 from multilabel import model_folder
+from multilabel import ngram
 import path
 
 
@@ -48,6 +49,14 @@ def decide_graph(scores, threshold, top1_fallback=True):
         first_best = best & tf.equal(tf.cumsum(tf.cast(best, tf.int32), axis=1), 1)  # argmax's first on a tie
         passed = passed | (first_best & ~tf.reduce_any(passed, axis=1, keepdims=True))
     return tf.cast(passed, tf.int32)
+
+
+def blend_weight(logits, margins, targets, threshold_logit=0.0, top1_fallback=True):
+    """(beta, {beta: exact match}) of `logits + beta * margins` over ngram.BETAS on held-out texts:
+    the beta that decides best, the smaller on a tie (beta 0: the logits alone)."""
+    exact = {beta: float((decide(logits + beta * margins, threshold_logit, top1_fallback) == targets).all(axis=1).mean())
+             for beta in ngram.BETAS}
+    return max(ngram.BETAS, key=lambda b: (exact[b], -b)), exact
 
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -275,7 +284,6 @@ class Classifier:
                                         f'different runs ({error})') from None
             blend = model_folder.read_ngram(weights_dir, self.meta)
             if blend:  # train.py --ngram-blend: the n-gram side inside the one model every command scores with
-                from multilabel import ngram
                 self.model = ngram.blended(self.model, *blend, ngram.special_ids(self.tokenizer))
             _scoring_function(self.model).get_concrete_function()  # traced under the model's policy
         self.engine = Int8Model(self.model) if self.precision == 'int8' else self.model

@@ -85,14 +85,14 @@ def update_meta(folder, **fields):
 
 
 def write_ngram(folder, side, beta):
-    """The n-gram side and its beta (multilabel/ngram.py); beta 0 removes it (the transformer alone)."""
-    from multilabel import ngram
+    """The n-gram side {'idf', 'coef', 'intercept'} (multilabel/ngram.py) and its beta; beta 0
+    removes it (the transformer alone)."""
     side_file = os.path.join(folder, path.NGRAM_NAME)
     meta_file = os.path.join(folder, path.META_NAME)
     meta = path.read_json(meta_file)
     if beta:
-        path.atomic_write(side_file, lambda temporary: ngram.save(temporary, side))
-        meta.update(format=NGRAM_FORMAT, ngram={'beta': beta, 'orders': list(ngram.ORDERS), 'buckets': ngram.BUCKETS})
+        path.atomic_write(side_file, lambda temporary: np.savez_compressed(temporary, **side))
+        meta.update(format=NGRAM_FORMAT, ngram={'beta': beta, 'buckets': len(side['idf'])})
     else:
         meta.pop('ngram', None)
         meta['format'] = FORMAT
@@ -102,15 +102,24 @@ def write_ngram(folder, side, beta):
 
 
 def read_ngram(folder, meta):
-    """(side, beta) of a folder blended with an n-gram side, else None."""
-    from multilabel import ngram
+    """(side, beta) of a folder blended with an n-gram side, else None; one line naming the file
+    when the side is missing or damaged."""
     if 'ngram' not in meta:
         return None
     side_file = os.path.join(folder, path.NGRAM_NAME)
     if not os.path.exists(side_file):
         raise config.InputError(f'{folder}: {path.META_NAME} blends an n-gram side but {path.NGRAM_NAME} is missing; '
                                 'copy the whole folder')
-    return ngram.load(side_file), meta['ngram']['beta']
+    try:
+        with np.load(side_file, allow_pickle=False) as saved:
+            side = {name: saved[name] for name in ('idf', 'coef', 'intercept')}
+    except (OSError, KeyError, ValueError) as error:
+        raise config.InputError(f'{side_file}: not an n-gram side written by train.py --ngram-blend ({error})') from None
+    if (side['idf'].shape != (meta['ngram']['buckets'],) or len(side['intercept']) != meta['num_labels']
+            or side['coef'].shape != (len(side['idf']), meta['num_labels'])):
+        raise config.InputError(f'{side_file}: its arrays do not fit {path.META_NAME} ({meta["ngram"]["buckets"]} '
+                                f'buckets, {meta["num_labels"]} labels); the file is damaged or from another run')
+    return side, meta['ngram']['beta']
 
 
 def write_thresholds(folder, labels, thresholds):

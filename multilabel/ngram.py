@@ -9,7 +9,8 @@ The two make different mistakes: the SVM reads which n-grams a text holds, the t
 them in context. Both cross their decision point at 0 (sigmoid 0.5, the SVM's margin 0), so
 `logit + beta * margin > 0`, with the top-1 fallback, is one decision rule for every beta, and
 beta 0 is the transformer alone. The SVM is fitted on the training split; beta is the value of
-BETAS with the highest validation exact match (a tie goes to the smaller beta).
+BETAS with the highest validation exact match (inference.blend_weight; a tie goes to the smaller
+beta). The model folder keeps the side (multilabel/model_folder.py).
 
 The features come from the token ids the transformer reads, so no second tokenizer is served:
 each 1-, 2- and 3-gram of ordinary tokens (not padding, [CLS] or [SEP]) is hashed into BUCKETS
@@ -102,30 +103,6 @@ def margins(side, token_id_lists, specials):
     features.data = 1 + np.log(features.data)
     features = normalize(features.multiply(side['idf'].astype('float64')).tocsr())
     return features @ side['coef'].astype('float64') + side['intercept'].astype('float64')
-
-
-def choose_beta(logits, side_margins, targets, threshold_logit=0.0, top1_fallback=True):
-    """(beta, {beta: validation exact match}): the BETAS value whose blend decides best, the smaller on a tie."""
-    from multilabel import inference
-    exact = {beta: float((inference.decide(logits + beta * side_margins, threshold_logit, top1_fallback)
-                          == targets).all(axis=1).mean()) for beta in BETAS}
-    return max(BETAS, key=lambda b: (exact[b], -b)), exact
-
-
-def save(file, side):
-    np.savez_compressed(file, **side)
-
-
-def load(file):
-    """The side saved by `save`, checked: one line naming the file otherwise."""
-    try:
-        with np.load(file, allow_pickle=False) as saved:
-            side = {name: saved[name] for name in ('idf', 'coef', 'intercept')}
-    except (OSError, KeyError, ValueError) as error:
-        raise config.InputError(f'{file}: not an n-gram side written by train.py --ngram-blend ({error})') from None
-    if side['idf'].shape != (BUCKETS,) or side['coef'].shape != (BUCKETS, len(side['intercept'])):
-        raise config.InputError(f'{file}: its arrays are not {BUCKETS} buckets by the labels; the file is damaged')
-    return side
 
 
 def blended(model, side, beta, specials):

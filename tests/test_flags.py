@@ -37,7 +37,7 @@ def test_the_recipe_writes_a_precision_as_help_spells_it(tmp_path):
     [(_, _, flags, _)], _ = recipe.plan(recipe.parse_args([str(file), '--out', str(tmp_path / 'out')]))
     assert flags[:2] == ['--precision', 'bfloat16'] and train.parse_args(flags).precision == 'mixed_bfloat16'
     file.write_text('[train]\nprecision = "half"\n', encoding='utf-8')
-    with pytest.raises(config.InputError, match="precision: must be one of float32, float16, bfloat16, not 'half'"):
+    with pytest.raises(config.InputError, match="precision: must be one of float32, float16, bfloat16, auto, not 'half'"):
         recipe.plan(recipe.parse_args([str(file), '--out', str(tmp_path / 'out')]))
 
 

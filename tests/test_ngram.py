@@ -95,13 +95,14 @@ def test_the_fitted_side_learns_the_n_grams_of_its_labels():
 
 
 def test_beta_is_the_best_on_validation_and_the_smaller_on_a_tie():
+    from multilabel import inference
     targets = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
     logits = np.array([[2.0, -2.0], [1.0, -1.0], [3.0, -3.0], [-1.0, 1.0]])  # the second text wrong
     helpful = np.array([[0.0, 0.0], [-1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
-    beta, exact = ngram.choose_beta(logits, helpful, targets)
+    beta, exact = inference.blend_weight(logits, helpful, targets)
     assert exact[0.0] == 0.75 and exact[beta] == 1.0
     assert beta == min(b for b in ngram.BETAS if exact[b] == 1.0) == 1.5  # 1.0 only ties the margin
-    assert ngram.choose_beta(logits, np.zeros_like(logits), targets)[0] == 0.0
+    assert inference.blend_weight(logits, np.zeros_like(logits), targets)[0] == 0.0
 
 
 def test_the_blended_model_adds_beta_times_the_margins_to_the_logits(tiny_pretrained):
@@ -118,13 +119,18 @@ def test_the_blended_model_adds_beta_times_the_margins_to_the_logits(tiny_pretra
 
 
 def test_a_damaged_side_file_is_one_line(tmp_path):
+    from multilabel import model_folder
+    meta = {'num_labels': 2, 'ngram': {'beta': 1.0, 'buckets': 3}}
     broken = tmp_path / 'ngram.npz'
     broken.write_bytes(b'not a zip')
     with pytest.raises(config.InputError, match='ngram.npz: not an n-gram side'):
-        ngram.load(str(broken))
+        model_folder.read_ngram(str(tmp_path), meta)
+    np.savez(str(broken), idf=np.zeros(3), coef=np.zeros((3, 5)), intercept=np.zeros(5))
+    with pytest.raises(config.InputError, match='do not fit model.json'):
+        model_folder.read_ngram(str(tmp_path), meta)
     np.savez(str(broken), idf=np.zeros(3), coef=np.zeros((3, 2)), intercept=np.zeros(2))
-    with pytest.raises(config.InputError, match='damaged'):
-        ngram.load(str(broken))
+    side, beta = model_folder.read_ngram(str(tmp_path), meta)
+    assert beta == 1.0 and side['coef'].shape == (3, 2)
 
 
 def test_a_vocabulary_the_hashing_cannot_take_is_refused():
