@@ -17,8 +17,9 @@ each 1-, 2- and 3-gram of ordinary tokens (not padding, [CLS] or [SEP]) is hashe
 buckets with integer arithmetic that stays below 2**31, so NumPy (fitting) and TensorFlow (the
 served graph: predict, evaluate, serve, export, int8) hash alike. A text's vector is scikit-learn's
 TfidfTransformer(sublinear_tf=True) of its bucket counts: tf 1 + ln(count), the smoothed idf, unit
-length. Character n-grams of the raw text did no better on the real corpus's validation split
-(BENCHMARKS.md).
+length. The TF-IDF over the raw text's character n-grams (bench/blend.py --side tfidf) reads the
+whole text, past maxlen, and needs the text beside the token ids; this side is the one that fits
+inside the model. BENCHMARKS.md measures both.
 
 scikit-learn takes a second to import and the layer needs TensorFlow: both are imported inside
 the functions, so train.py --help answers at once.

@@ -232,8 +232,8 @@ def test_the_shipped_recipes_are_the_commands_they_stand_for():
     assert args.train == ['data/multi-classification-train.txt'] and args.out == 'weights/self-pretrained'
     args = train.parse_args(stages['train'])
     assert (args.maxlen, args.batch_size, args.encoder_lr, args.head_lr, args.ema_momentum, args.epochs,
-            args.patience, args.precision, args.group_by_length, args.fgm_epsilon, args.time_budget) == \
-        (128, 32, 1e-4, 1e-3, 0.99, 50, 5, 'auto', 50, 0.5, 35)
+            args.patience, args.precision, args.group_by_length, args.fgm_epsilon, args.time_budget, args.ngram_blend) == \
+        (128, 32, 1e-4, 1e-3, 0.99, 50, 5, 'auto', 50, 0.5, 35, True)
     assert (args.train, args.pretrained) == ('data/multi-classification-train.txt', 'weights/self-pretrained')
     assert evaluation == ['--input', 'data/multi-classification-test.txt', '--weights', 'weights/self']
 
