@@ -68,7 +68,7 @@ CASES = [
     ('pretrain.py', ['--mask-rate', '1.5'], '--mask-rate: must be more than 0 and less than 1, not 1.5'),
     ('pretrain.py', ['--init', 'x', '--layers', '2'], '--pretrained takes the architecture of its checkpoint'),
     ('pretrain.py', ['--pretrained', 'x', '--heads', '2'], '--pretrained takes the architecture of its checkpoint'),
-    ('train.py', ['--precision', 'half'], "--precision: must be one of float32, float16, bfloat16, not 'half'"),
+    ('train.py', ['--precision', 'half'], "--precision: must be one of float32, float16, bfloat16, auto, not 'half'"),
     ('main.py', ['audit', '{files}/gbk.txt', '--folds', '1'], '--folds: must be at least 2, not 1'),
     ('main.py', ['stats', '{files}/gbk.txt', '--maxlen', '-4'], '--maxlen: must be at least 3'),
     ('main.py', ['stats', '--input', '{files}/gbk.txt'], '{files}/gbk.txt:1: not valid UTF-8'),

@@ -31,11 +31,13 @@ def test_a_script_that_loads_a_model_prints_no_tensorflow_start_up_line(trained)
 
 def test_the_lines_are_still_there_when_the_log_level_asks_for_them():
     # TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's INFO lines: the filter applies the variable, it does
-    # not swallow stderr (and this test's pattern does find the lines when they are printed).
+    # not swallow stderr (and this test's pattern does find the lines when they are printed). Which INFO
+    # lines appear depends on the CPU (oneDNN's is printed only where oneDNN is on by default: AVX512_VNNI,
+    # AVX512_BF16 or AMX), so any INFO line from a C++ file counts.
     code = 'from multilabel import compat; import sys; print("after the import", file=sys.stderr)'
     shown = run(['-c', code], TF_CPP_MIN_LOG_LEVEL='0')
     assert shown.returncode == 0, shown.stderr
-    assert 'absl::InitializeLog' in shown.stderr and re.search(r'^I\d{4} .*port\.cc:\d+\] oneDNN', shown.stderr, re.M)
+    assert 'absl::InitializeLog' in shown.stderr and re.search(r'^I\d{4} .*\.cc:\d+\] ', shown.stderr, re.M)
     assert shown.stderr.rstrip().endswith('after the import')
     quiet = run(['-c', code])
     assert quiet.returncode == 0 and quiet.stderr == 'after the import\n', quiet.stderr
