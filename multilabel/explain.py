@@ -208,17 +208,20 @@ def faithfulness(classifier, texts, methods=METHODS, k=TOP_K, seed=0, steps=STEP
         seconds[method] = time.perf_counter() - start
         orders[method] = [[np.argsort(-w[:, column], kind='stable') for column in range(w.shape[1])]
                           for w in weights]
-    rows, owners = [], []  # every removal of every curve, scored in one pass
+    drops = {}
     for curve, per_text in orders.items():
+        # Each curve's removals are scored in a pass of their own: a text's score shifts in the last
+        # digits with the padding of its batch, and so a curve must not depend on the other methods asked.
+        rows, owners = [], []
         for text, (ids, labels) in enumerate(zip(token_ids_list, labels_list)):
             for column, order in enumerate(per_text[text]):
                 for removed in range(1, k + 1):
                     rows.append(without(ids, order[:removed]))
-                    owners.append((curve, text, labels[column], removed))
-    scores = inference.predict_scores(classifier.engine, rows, batch_size) if rows else np.zeros((0, 0))
-    drops = {curve: np.zeros(k) for curve in orders}
-    for (curve, text, label, removed), row in zip(owners, scores):
-        drops[curve][removed - 1] += base[text, label] - row[label]
+                    owners.append((text, labels[column], removed))
+        scores = inference.predict_scores(classifier.engine, rows, batch_size) if rows else np.zeros((0, 0))
+        drops[curve] = np.zeros(k)
+        for (text, label, removed), row in zip(owners, scores):
+            drops[curve][removed - 1] += base[text, label] - row[label]
     pairs = sum(len(labels) for labels in labels_list)
     return {'k': list(range(1, k + 1)), 'pairs': pairs,
             'curves': {curve: [float(d / max(pairs, 1)) for d in drops[curve]] for curve in orders},
