@@ -34,7 +34,7 @@ ORDERS = (1, 2, 3)
 BUCKETS = 2 ** 18
 MULTIPLIER = 8191  # (BUCKETS - 1) * MULTIPLIER + MAX_TOKEN_ID + 1 < 2**31: no int32 overflow
 MAX_TOKEN_ID = 2 ** 16 - 1
-BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 
 
 def special_ids(tokenizer):
