@@ -18,6 +18,45 @@ from multilabel import compat  # noqa: E402,F401  (tf-keras must be chosen befor
 SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 
 
+def run_script(script, *flags, cwd=ROOT, input=None):
+    """`python SCRIPT FLAGS` run inside this process: its exit status and what it printed, as
+    subprocess.run(..., capture_output=True, text=True) gives them, without a second start of
+    TensorFlow (4-6 CPU seconds each). Tests of what only a process shows (kill -9, TensorFlow's
+    own log lines on file descriptor 2, a pipe, a port) start one instead."""
+    import contextlib
+    import io
+    import runpy
+    import subprocess
+    import traceback
+    from multilabel.compat import keras
+    script_path = os.path.join(ROOT, script)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_argv, saved_path, saved_cwd, saved_stdin = sys.argv, list(sys.path), os.getcwd(), sys.stdin
+    sys.argv = [script, *flags]
+    sys.stdin = io.TextIOWrapper(io.BytesIO((input or '').encode('utf-8')), encoding='utf-8')
+    sys.path.insert(0, os.path.dirname(script_path))  # as python puts the script's folder first
+    os.chdir(cwd)
+    returncode = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                runpy.run_path(script_path, run_name='__main__')
+            except SystemExit as end:
+                if isinstance(end.code, str):
+                    print(end.code, file=sys.stderr)
+                returncode = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+            except Exception:  # noqa: BLE001  (a crashed script: status 1 and its traceback, as python gives)
+                traceback.print_exc()
+                returncode = 1
+    finally:
+        sys.argv, sys.path[:], sys.stdin = saved_argv, saved_path, saved_stdin
+        os.chdir(saved_cwd)
+        keras.mixed_precision.set_global_policy('float32')
+        keras.backend.clear_session()
+    return subprocess.CompletedProcess([sys.executable, script, *flags], returncode, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
 @pytest.fixture(scope='session')
 def tiny_pretrained(tmp_path_factory):
     """A folder with bert_config.json, vocab.txt and bert_model.ckpt.* (official format)."""

@@ -8,12 +8,11 @@ import sys
 import pytest
 
 import path
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 
 def run_bench(script, *flags):
-    result = subprocess.run([sys.executable, os.path.join('bench', script), *flags], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = run_script(os.path.join('bench', script), *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

@@ -83,14 +83,11 @@ def test_evaluate_says_the_ece_before_and_after_the_temperature(trained, tmp_pat
 
 def test_the_calibration_bench_compares_none_one_and_per_label_temperatures(trained, tmp_path, sample_corpus):
     import json
-    import subprocess
-    import sys
-    from conftest import ROOT
+    from conftest import run_script
     data = sample_corpus
     out = tmp_path / 'calibration.json'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'calibrate.py'), '--weights', trained[0],
-                             '--data', str(data), '--out', str(out)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = run_script(os.path.join('bench', 'calibrate.py'), '--weights', trained[0], '--data', str(data),
+                        '--out', str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     rows = written['calibrations']

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 
 import path
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 SCRIPT = textwrap.dedent('''
     import os, sys
@@ -103,8 +103,7 @@ def test_multiworker_training_matches_one_device_and_only_the_chief_writes(tiny_
                    TF_CONFIG=json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
         workers.append(subprocess.Popen([sys.executable, 'train.py', *flags, '--weights', str(tmp_path / 'two')],
                                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    one = subprocess.run([sys.executable, 'train.py', *flags, '--weights', str(tmp_path / 'one'),
-                          '--strategy', 'default'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    one = run_script('train.py', *flags, '--weights', str(tmp_path / 'one'), '--strategy', 'default')
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert one.returncode == 0, one.stderr[-3000:]
     for worker, output in zip(workers, outputs):

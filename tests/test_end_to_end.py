@@ -15,7 +15,7 @@ import config
 import evaluate
 import path
 import predict
-from conftest import ROOT
+from conftest import ROOT, run_script
 from multilabel import inference
 
 
@@ -38,9 +38,8 @@ def test_training_without_checkpoint_warns_loudly_and_still_trains(tiny_pretrain
     pretrained.mkdir()
     for name in (path.CONFIG_NAME, path.VOCAB_NAME):
         shutil.copy(os.path.join(tiny_pretrained, name), pretrained)
-    result = subprocess.run([sys.executable, 'train.py', '--pretrained', str(pretrained), '--weights',
-                             str(tmp_path / 'w'), '--epochs', '1', '--maxlen', '32', '--max-samples', '80'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('train.py', '--pretrained', str(pretrained), '--weights', str(tmp_path / 'w'),
+                        '--epochs', '1', '--maxlen', '32', '--max-samples', '80')
     assert result.returncode == 0, result.stderr
     assert 'RANDOM weights' in result.stderr
     assert re.search(r' acc: \d\.\d{4} best acc: \d\.\d{4}$', result.stdout, re.M)
@@ -104,15 +103,13 @@ def test_predict_cli_prints_labels_and_json_scores(trained, tmp_path):
     labels = path.read_json(os.path.join(weights, path.LABELS_NAME))
     texts = tmp_path / 'texts.txt'
     texts.write_text('青岛地铁施工段坍塌致3人遇难\n某车企宣布召回两万辆汽车\n', encoding='utf-8')
-    result = subprocess.run([sys.executable, 'predict.py', '--weights', weights, '青岛地铁施工段坍塌致3人遇难'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('predict.py', '--weights', weights, '青岛地铁施工段坍塌致3人遇难')
     assert result.returncode == 0, result.stderr
     [line] = result.stdout.splitlines()
     assert line and all(label in labels for label in line.split('|'))
 
-    result = subprocess.run([sys.executable, 'main.py', 'predict', '--weights', weights, '--json', '--file', '-'],
-                            cwd=ROOT, input=texts.read_text(encoding='utf-8'), capture_output=True, text=True,
-                            timeout=300)
+    result = run_script('main.py', 'predict', '--weights', weights, '--json', '--file', '-',
+                        input=texts.read_text(encoding='utf-8'))
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row['text'] for row in rows] == ['青岛地铁施工段坍塌致3人遇难', '某车企宣布召回两万辆汽车']

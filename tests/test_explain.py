@@ -1,8 +1,6 @@
 """Explanations: per-character attributions aligned to the original text, and their faithfulness."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from multilabel import explain
 import loader
 import path
 import predict
-from conftest import ROOT
+from conftest import ROOT, run_script
 from multilabel import inference
 
 TEXT = '青岛Metro地铁😀坍塌 ABC致3人遇难'  # upper-case Latin words, an emoji, a space
@@ -127,9 +125,8 @@ def test_without_deletes_the_given_text_tokens():
 def test_the_faithfulness_bench_writes_both_curves_per_method(trained, tmp_path):
     weights, _ = trained
     out = tmp_path / 'faithfulness.json'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'faithfulness.py'), '--weights', weights,
-                             '--test', path.SAMPLE_TEST, '--max-texts', '8', '--k', '2', '--steps', '4',
-                             '--out', str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_script(os.path.join('bench', 'faithfulness.py'), '--weights', weights, '--test', path.SAMPLE_TEST,
+                        '--max-texts', '8', '--k', '2', '--steps', '4', '--out', str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     assert written['texts'] == 8 and written['k'] == [1, 2]

@@ -15,7 +15,7 @@ from multilabel import calibration
 import loader
 import path
 import predict
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, SHARED_DATA, run_script
 from multilabel import inference
 from multilabel import model_folder
 
@@ -41,8 +41,7 @@ CLIENT = textwrap.dedent('''
 def exported(trained, tmp_path_factory):
     """(SavedModel folder, multilabel/export.py's output) of the trained tiny model, in float32."""
     folder = str(tmp_path_factory.mktemp('export') / 'saved_model')
-    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', trained[0], '--out', folder,
-                             '--precision', 'float32'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('main.py', 'export', '--weights', trained[0], '--out', folder, '--precision', 'float32')
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result.stdout
 
@@ -106,8 +105,8 @@ def predict_py(weights, texts, tmp_path, *flags):
     """The lines `python predict.py --file` prints for `texts`: the label names joined by '|'."""
     texts_file = tmp_path / 'texts.txt'
     texts_file.write_text(''.join(text + '\n' for text in texts), encoding='utf-8')
-    result = subprocess.run([sys.executable, 'predict.py', '--weights', weights, '--file', str(texts_file),
-                             '--precision', 'float32', *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('predict.py', '--weights', weights, '--file', str(texts_file), '--precision', 'float32',
+                        *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.split('\n')[:-1]
 
@@ -131,8 +130,7 @@ def test_the_threshold_and_fallback_flags_reach_the_export(trained, tmp_path):
     weights, _ = trained
     folder = str(tmp_path / 'decided')
     flags = ['--threshold', '0.3', '--no-top1-fallback']
-    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', weights, '--out', folder, '--precision',
-                             'float32', *flags], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('main.py', 'export', '--weights', weights, '--out', folder, '--precision', 'float32', *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'threshold 0.3, top-1 fallback off' in result.stdout
     meta = path.read_json(os.path.join(folder, path.META_NAME))
@@ -152,8 +150,7 @@ def test_on_every_real_test_text_the_export_decides_as_predict_py(tmp_path):
     except ValueError:
         pytest.skip(f'no model trained on the real corpus in {REAL_WEIGHTS}')
     folder = str(tmp_path / 'real')
-    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', REAL_WEIGHTS, '--out', folder, '--precision',
-                             'float32'], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = run_script('main.py', 'export', '--weights', REAL_WEIGHTS, '--out', folder, '--precision', 'float32')
     assert result.returncode == 0, result.stderr[-3000:]
     texts = [s.text for s in loader.read_samples(os.path.join(SHARED_DATA, 'multi-classification-test.txt'))]
     assert_decides_as_predict_py(folder, REAL_WEIGHTS, texts, tmp_path)
@@ -163,9 +160,8 @@ def test_text_signature_chunks_long_texts_and_max_pools_windows(trained, tmp_pat
     weights, _ = trained
     texts = ['青岛地铁施工段坍塌致3人遇难', '某汽车品牌宣布召回两万辆新车。' * 12, '地震' * 100 + '消防员赶到现场']
     folder = str(tmp_path / 'chunked')
-    result = subprocess.run([sys.executable, 'main.py', 'export', '--weights', weights, '--out', folder, '--precision',
-                             'float32', '--long-text', 'chunk', '--stride', '10'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('main.py', 'export', '--weights', weights, '--out', folder, '--precision', 'float32',
+                        '--long-text', 'chunk', '--stride', '10')
     assert result.returncode == 0, result.stderr[-3000:]
     assert '(chunk, stride 10;' in result.stdout
     answer = read_text(folder, texts)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import path
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 
 def snapshot(folder):
@@ -25,8 +25,8 @@ def snapshot(folder):
     return found
 
 
-def run(*arguments, cwd=ROOT, timeout=300):
-    return subprocess.run([sys.executable, *arguments], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def run(script, *flags, cwd=ROOT):
+    return run_script(script, *flags, cwd=cwd)
 
 
 def assert_refused(result, *words):

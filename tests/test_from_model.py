@@ -11,7 +11,7 @@ import pytest
 import loader
 import path
 import predict
-from conftest import ROOT
+from conftest import ROOT, run_script
 from multilabel import inference
 
 NEW = ('产品行为-召回', '人生-结婚')
@@ -59,9 +59,9 @@ def test_train_from_model_appends_the_new_labels_and_learns_them(old_model, tmp_
     replay = [s for s in samples if not set(s.labels) & set(NEW)][::3]  # a share of the old lines
     write_samples(tmp_path / 'new.txt', new_lines + replay)
     out = tmp_path / 'grown'
-    result = subprocess.run([sys.executable, 'train.py', '--from-model', weights, '--train', str(tmp_path / 'new.txt'),
-                             '--weights', str(out), '--epochs', '6', '--batch-size', '16', '--encoder-lr', '1e-3',
-                             '--head-lr', '1e-2'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_script('train.py', '--from-model', weights, '--train', str(tmp_path / 'new.txt'),
+                        '--weights', str(out), '--epochs', '6', '--batch-size', '16', '--encoder-lr', '1e-3',
+                        '--head-lr', '1e-2')
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'from model {weights}: {len(old_labels)} labels, 2 new: ' in result.stdout
     assert 'RANDOM weights' not in result.stderr
@@ -87,11 +87,10 @@ def test_the_incremental_bench_trains_old_grown_and_all_and_scores_old_and_new_l
     import json
     data = sample_corpus
     out, work = tmp_path / 'incremental.json', tmp_path / 'work'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'incremental.py'), '--data', str(data),
-                             '--pretrained', tiny_pretrained, '--new-labels', '3', '--budget-old', '0.05',
-                             '--budget-new', '0.05', '--budget-all', '0.05', '--work', str(work), '--out', str(out),
-                             '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = run_script(os.path.join('bench', 'incremental.py'), '--data', str(data),
+                        '--pretrained', tiny_pretrained, '--new-labels', '3', '--budget-old', '0.05',
+                        '--budget-new', '0.05', '--budget-all', '0.05', '--work', str(work), '--out', str(out),
+                        '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     assert len(written['new_labels']) == 3 and written['old_label_count'] == 9

@@ -11,7 +11,7 @@ import pytest
 
 from multilabel import history
 import path
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 FAST = ['--maxlen', '32', '--batch-size', '16']
 
@@ -79,9 +79,8 @@ def test_the_written_checkpoint_loads_through_train_py_bit_identical(self_pretra
 
 def test_train_py_fine_tunes_from_the_pretrained_folder(self_pretrained, tmp_path):
     out, _ = self_pretrained
-    result = subprocess.run([sys.executable, 'train.py', '--pretrained', out, '--weights', str(tmp_path / 'w'),
-                             '--epochs', '1', '--max-samples', '60', *FAST],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('train.py', '--pretrained', out, '--weights', str(tmp_path / 'w'), '--epochs', '1',
+                        '--max-samples', '60', *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'RANDOM weights' not in result.stderr  # the checkpoint was loaded
     assert ' best acc: ' in result.stdout
@@ -116,7 +115,7 @@ def kill_and_resume(command, out, epochs, epoch_line):
     killed_at = completed_epochs(out)
     assert 2 <= killed_at < epochs
 
-    result = subprocess.run(command + ['--resume'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script(*command[1:], '--resume')  # command[0] is python
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'resumed after epoch {killed_at}' in result.stdout
     assert result.stdout.count(epoch_line) == epochs - killed_at

@@ -10,7 +10,7 @@ import pytest
 
 from multilabel import history
 import path
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 EPOCHS = 5
 
@@ -46,8 +46,7 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
     assert 2 <= killed_at < EPOCHS
     assert_best_weights_intact(weights)
 
-    result = subprocess.run(train_command(tiny_pretrained, weights, '--resume'), cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = run_script(*train_command(tiny_pretrained, weights, '--resume')[1:])
     assert result.returncode == 0, result.stderr[-3000:]
     assert f'resumed after epoch {killed_at}' in result.stdout
     assert f'Epoch {killed_at + 1}/{EPOCHS}' in result.stdout
@@ -62,12 +61,10 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_pretrained, tmp_path):
 
 def test_resume_refuses_a_run_with_other_settings(tiny_pretrained, tmp_path):
     weights = str(tmp_path / 'weights')
-    first = subprocess.run(train_command(tiny_pretrained, weights, '--epochs', '1', '--max-samples', '40'),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    first = run_script(*train_command(tiny_pretrained, weights, '--epochs', '1', '--max-samples', '40')[1:])
     assert first.returncode == 0, first.stderr[-3000:]
-    other = subprocess.run(train_command(tiny_pretrained, weights, '--epochs', '2', '--max-samples', '40',
-                                         '--maxlen', '40', '--resume'),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    other = run_script(*train_command(tiny_pretrained, weights, '--epochs', '2', '--max-samples', '40',
+                                      '--maxlen', '40', '--resume')[1:])
     assert other.returncode != 0
     assert 'belongs to a run with other data or settings' in other.stderr
 

@@ -15,7 +15,7 @@ import numpy as np
 import path
 from multilabel import history, run
 from multilabel.compat import keras, tf
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 HOLD_LOCK = ('import sys, time\n'
              'from multilabel import run\n'
@@ -179,7 +179,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_kill_9_leaves_no_stale_l
         for command in (['train.py', '--pretrained', tiny_pretrained, '--weights', weights, '--epochs', '1'],
                         ['pretrain.py', '--init', tiny_pretrained, '--out', weights, '--epochs', '1'],
                         ['main.py', 'export', '--weights', weights]):
-            second = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
+            second = run_script(*command)
             assert second.returncode == 1, command
             assert f'error: {weights}: in use by another run (pid {holder.pid}' in second.stderr, second.stderr[-2000:]
             assert 'Traceback' not in second.stderr

@@ -9,7 +9,7 @@ import numpy as np
 import loader
 import path
 from multilabel import stats
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 VOCAB = os.path.join(path.pretrained_dir('small'), path.VOCAB_NAME)
 
@@ -58,8 +58,7 @@ def test_repeated_lines_and_conflicting_labels_are_found(tmp_path):
 def test_loader_and_main_print_the_report(tmp_path):
     crafted = tmp_path / 'crafted.txt'
     crafted.write_text('\n'.join(CRAFTED) + '\n', encoding='utf-8')
-    result = subprocess.run([sys.executable, 'loader.py', '--stats', str(crafted), '--maxlen', '6'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('loader.py', '--stats', str(crafted), '--maxlen', '6')
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     assert f'{crafted}: 6 lines, 4 labels' in text
@@ -68,8 +67,7 @@ def test_loader_and_main_print_the_report(tmp_path):
     assert 'line 4: a|b' in text
     assert 'longer than maxlen 6 tokens' in text
 
-    result = subprocess.run([sys.executable, 'main.py', 'stats', path.SAMPLE_TEST, '--json'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script('main.py', 'stats', path.SAMPLE_TEST, '--json')
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report['lines'] == len(loader.read_samples(path.SAMPLE_TEST))

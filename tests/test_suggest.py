@@ -10,7 +10,7 @@ import loader
 import path
 import predict
 from multilabel import suggest
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 
 def test_uncertainty_is_the_probability_that_the_decided_set_is_wrong():
@@ -110,11 +110,10 @@ def test_the_active_learning_bench_gives_the_curves_of_both_arms(tiny_pretrained
     import os
     data = sample_corpus
     out, weights = tmp_path / 'active_learning.json', tmp_path / 'weights'
-    result = subprocess.run([sys.executable, os.path.join('bench', 'active_learning.py'), '--data', str(data),
-                             '--pretrained', tiny_pretrained, '--budget', '0.05', '--max-test', '30',
-                             '--weights', str(weights), '--out', str(out),
-                             '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16'],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = run_script(os.path.join('bench', 'active_learning.py'), '--data', str(data),
+                        '--pretrained', tiny_pretrained, '--budget', '0.05', '--max-test', '30',
+                        '--weights', str(weights), '--out', str(out),
+                        '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     assert written['train_lines'] == 365 and written['lines_per_step'] == 36 and written['test_samples'] == 30
