@@ -14,7 +14,8 @@ logit + beta * margin > 0, with the top-1 fallback, is one decision rule for any
 is the transformer alone. The peer is fitted on the training split train.py trained on (its
 validation split held out), beta is the grid value with the highest validation exact match,
 and only then is the test file read. The row, with the peer's seconds added to the
-transformer's, goes into bench/results/accuracy.json.
+transformer's and the side's own exact match beside the blend's, goes into
+bench/results/accuracy.json.
 """
 import argparse
 import os
@@ -100,8 +101,12 @@ def main(argv=None):
         raise config.InputError(f'--row {args.row}: no such system in {args.out}')
     seconds = results['systems'][args.row]['train_seconds'] + peer_seconds
     row = accuracy.scores_of(test_targets, inference.decide(test_logits + beta * test_margins, 0.0), seconds)
+    side_alone = {split: accuracy.scores_of(targets, inference.decide(margins, 0.0), 0.0)['exact_match']
+                  for split, margins, targets in (('validation', valid_margins, valid_targets),
+                                                  ('test', test_margins, test_targets))}
     row.update(side=args.side, beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
                best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
+               side_alone_validation_exact_match=side_alone['validation'], side_alone_exact_match=side_alone['test'],
                weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),
                **benchlib.provenance('bench/blend.py', argv))
     results['systems'][args.name] = row
@@ -110,6 +115,7 @@ def main(argv=None):
     print(f'{"beta":>6}{"validation exact":>18}')
     for b in ngram.BETAS:
         print(f'{b:>6g}{exact[b]:>18.4f}' + ('  <- chosen' if b == beta else ''))
+    print(f'the side alone: validation exact {side_alone["validation"]:.4f}, test exact {side_alone["test"]:.4f}')
     print(f'\ntest, beta {beta:g}: exact {row["exact_match"]:.4f}, micro {row["micro_f1"]:.4f}, '
           f'macro {row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}; written: {args.out}')
     return row

@@ -46,6 +46,8 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert blend['best_validation_exact_match'] == max(blend['validation_exact_match_by_beta'].values())
     assert blend['train_seconds'] == pytest.approx(systems['tiny']['train_seconds'] + blend['peer_seconds'], abs=0.01)
     assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
+    assert blend['side_alone_exact_match'] == systems['tfidf_linearsvc']['exact_match']  # the side alone is the peer
+    assert 0.0 <= blend['side_alone_validation_exact_match'] <= 1.0 and 'the side alone' in stdout
     # train.py --ngram-blend's side, on the token n-grams: the same rule
     run_bench('blend.py', '--weights', str(tmp_path / 'weights'), '--row', 'tiny', '--data', str(data),
               '--out', str(out), '--side', 'ngram')
