@@ -127,3 +127,18 @@ def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretra
     assert {(row['fgm'], row['execution']) for row in steps} == {
         (fgm, execution) for fgm in (False, True) for execution in ('eager', 'graph', 'xla')}
     assert all(row.get('seconds_per_step', 1) > 0 for row in steps)
+
+
+def test_sides_bench_reads_the_linear_side_five_ways_on_validation(sample_corpus, tmp_path):
+    out = tmp_path / 'sides.json'
+    stdout = run_bench('sides.py', '--data', str(sample_corpus), '--out', str(out))
+    results = json.loads(out.read_text())
+    variants = list(results['variants'].values())
+    assert len(variants) == 5 and all(0.0 <= row['validation_exact_match'] <= 1.0 for row in variants)
+    assert variants[0]['validation_exact_match'] > 0.3  # the peer learns the sample in a blink
+    # no sample text reaches maxlen: cutting it changes nothing, for characters as for tokens
+    assert results['share_of_texts_over_126_characters'] == 0.0
+    assert variants[1]['validation_exact_match'] == variants[0]['validation_exact_match']
+    assert variants[3]['validation_exact_match'] == variants[2]['validation_exact_match']
+    assert 0.0 <= results['unknown_token_share'] < 0.01 and results['validation_samples'] == 36
+    assert '(the peer)' in stdout and results['command'].startswith('python bench/sides.py')
