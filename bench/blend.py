@@ -11,7 +11,8 @@ is train.py --ngram-blend's side (multilabel/ngram.py): the same TF-IDF + SVM ov
 The two make different mistakes: the peer reads character n-grams, the transformer reads
 context. Both scores cross their decision point at 0 (sigmoid 0.5, the SVM's margin 0), so
 logit + beta * margin > 0, with the top-1 fallback, is one decision rule for any beta: beta 0
-is the transformer alone. The peer is fitted on the training split train.py trained on (its
+is the transformer alone: its exact logits, without the temperature and without the folder's own
+n-gram side (train.py --ngram-blend), so both sides join the same scores. The peer is fitted on the training split train.py trained on (its
 validation split held out), beta is the grid value with the highest validation exact match,
 and only then is the test file read. The row, with the peer's seconds added to the
 transformer's and the side's own exact match beside the blend's, goes into
@@ -21,8 +22,6 @@ import argparse
 import os
 import sys
 import time
-
-import numpy as np
 
 # The modules that start TensorFlow (loader, model, train...) are imported inside the functions
 # that use them, so --help answers at once.
@@ -55,11 +54,6 @@ def parse_args(argv=None):
     return args
 
 
-def logits(scores):
-    clipped = np.clip(scores.astype('float64'), 1e-7, 1 - 1e-7)
-    return np.log(clipped) - np.log1p(-clipped)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import loader
@@ -73,24 +67,21 @@ def main(argv=None):
     classifier = inference.Classifier(args.weights)
     labels = classifier.labels
 
+    encoded = lambda samples: loader.encode_texts(classifier.tokenizer, [s.text for s in samples], classifier.maxlen)
     start = time.perf_counter()
     if args.side == 'tfidf':
         peer = teacher_lib.tfidf_pipeline()
         peer.fit([s.text for s in train_samples], loader.multi_hot(train_samples, labels))
     else:
         specials = ngram.special_ids(classifier.tokenizer)
-        encoded = lambda samples: loader.encode_texts(classifier.tokenizer, [s.text for s in samples],
-                                                      classifier.maxlen)
         side = ngram.fit(encoded(train_samples), loader.multi_hot(train_samples, labels), specials, settings['seed'])
     peer_seconds = time.perf_counter() - start
 
     def both_scores(samples):
-        texts = [s.text for s in samples]
-        if args.side == 'tfidf':
-            return logits(classifier.scores(texts)), peer.decision_function(texts), loader.multi_hot(samples, labels)
         ids = encoded(samples)
-        return (inference.model_logits(classifier.model, ids), ngram.margins(side, ids, specials),
-                loader.multi_hot(samples, labels))
+        margins = (peer.decision_function([s.text for s in samples]) if args.side == 'tfidf'
+                   else ngram.margins(side, ids, specials))
+        return inference.model_logits(classifier.transformer, ids), margins, loader.multi_hot(samples, labels)
 
     valid_logits, valid_margins, valid_targets = both_scores(valid_samples)
     beta, exact = inference.blend_weight(valid_logits, valid_margins, valid_targets)

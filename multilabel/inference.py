@@ -248,7 +248,8 @@ class Int8Model:
 class Classifier:
     """A trained model loaded once from a weights folder (multilabel/model_folder.py), computing
     in `precision` (auto, float32, bfloat16 or int8; `self.precision` says which one auto chose).
-    `self.model` is the Keras model; `self.engine` scores: the model, or its int8 TFLite copy."""
+    `self.model` is the Keras model (with the folder's n-gram side, if it has one; `self.transformer`
+    is the model without it); `self.engine` scores: the model, or its int8 TFLite copy."""
 
     def __init__(self, weights_dir=path.WEIGHTS_DIR, threshold=None, top1_fallback=None, precision='float32',
                  long_text=config.DEFAULTS.long_text, stride=config.DEFAULTS.stride):
@@ -282,6 +283,7 @@ class Classifier:
                 raise config.InputError(f'{weights_dir}: {path.WEIGHTS_NAME} does not fit {path.CONFIG_NAME} and '
                                         f'{path.LABELS_NAME} ({len(self.labels)} labels); the files come from '
                                         f'different runs ({error})') from None
+            self.transformer = self.model  # the RoFormer-v2 classifier, without an n-gram side
             blend = model_folder.read_ngram(weights_dir, self.meta)
             if blend:  # train.py --ngram-blend: the n-gram side inside the one model every command scores with
                 self.model = ngram.blended(self.model, *blend, ngram.special_ids(self.tokenizer))
