@@ -180,6 +180,10 @@ def test_a_blended_folder_scores_the_transformer_plus_beta_times_the_margins(tra
     expected = calibration.expit(inference.model_logits(alone.model, ids)
                                  + 2.0 * ngram.margins(side, ids, ngram.special_ids(tokenizer)))
     np.testing.assert_allclose(blended.raw_scores(TEXTS), expected, rtol=1e-4, atol=1e-5)
+    # `transformer` is the model without its side (what bench/blend.py blends a side with)
+    np.testing.assert_allclose(inference.model_logits(blended.transformer, ids), inference.model_logits(alone.model, ids),
+                               rtol=1e-6, atol=1e-6)
+    assert blended.transformer is not blended.model and alone.transformer is alone.model
     # int8 converts the blended graph with TFLite's builtin ops and decides as float32 does on most labels
     int8 = predict.Classifier(folder, precision='int8')
     assert (int8.predict_batch(TEXTS)[0] == blended.predict_batch(TEXTS)[0]).mean() > 0.9
