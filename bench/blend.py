@@ -11,10 +11,10 @@ is train.py --ngram-blend's side (multilabel/ngram.py): the same TF-IDF + SVM ov
 The two make different mistakes: the peer reads character n-grams, the transformer reads
 context. Both scores cross their decision point at 0 (sigmoid 0.5, the SVM's margin 0), so
 logit + beta * margin > 0, with the top-1 fallback, is one decision rule for any beta: beta 0
-is the transformer alone: its exact logits, without the temperature and without the folder's own
-n-gram side (train.py --ngram-blend), so both sides join the same scores. The peer is fitted on the training split train.py trained on (its
-validation split held out), beta is the grid value with the highest validation exact match,
-and only then is the test file read. The row, with the peer's seconds added to the
+is the transformer alone: its exact logits, without the temperature and without the folder's
+own n-gram side (train.py --ngram-blend), so both sides join the same scores. The peer is
+fitted on the training split train.py trained on (its validation split held out), beta is the
+grid value with the highest validation exact match, and only then is the test file read. The row, with the peer's seconds added to the
 transformer's and the side's own exact match beside the blend's, goes into
 bench/results/accuracy.json.
 """
