@@ -59,9 +59,9 @@ def main(argv=None):
     specials = ngram.special_ids(tokenizer)
     cut = args.maxlen - 2  # [CLS] and [SEP]
 
-    def peer_margins(inputs, analyzer='char'):
-        """The peer's pipeline (its own, with another analyzer for token strings) on inputs(samples)."""
-        model = teacher_lib.tfidf_pipeline().set_params(tfidfvectorizer__analyzer=analyzer)
+    def peer_margins(inputs, **vectorizer):
+        """The peer's pipeline (its vectorizer's `vectorizer` settings changed) on inputs(samples)."""
+        model = teacher_lib.tfidf_pipeline().set_params(**{f'tfidfvectorizer__{k}': v for k, v in vectorizer.items()})
         return model.fit(inputs(train), train_targets).decision_function(inputs(valid))
 
     def hashed_margins(maxlen):
@@ -75,7 +75,7 @@ def main(argv=None):
         f'character 1-3-grams, first {cut} characters': lambda: peer_margins(lambda ss: [s.text[:cut] for s in ss]),
         f'token 1-3-grams hashed, maxlen {args.maxlen} (--ngram-blend)': lambda: hashed_margins(args.maxlen),
         f'token 1-3-grams hashed, maxlen {4 * args.maxlen}': lambda: hashed_margins(4 * args.maxlen),
-        f'token 1-3-grams as strings, maxlen {args.maxlen}': lambda: peer_margins(tokens, analyzer=token_ngrams),
+        f'token 1-3-grams as strings, maxlen {args.maxlen}': lambda: peer_margins(tokens, analyzer=token_ngrams, ngram_range=(1, 1)),  # token_ngrams makes the 1-3-grams
     }
     rows = {}
     for name, margins in variants.items():
