@@ -260,6 +260,11 @@ class RunSettings:
     epochs: int = setting(50, 'maximum number of epochs', limit=(lambda v: v >= 1, 'at least 1'))
     patience: int = setting(5, 'early stopping: epochs without improvement of validation exact match',
                             limit=(lambda v: v >= 1, 'at least 1'))
+    # Without it a run the clock ends stops wherever a schedule planned over --epochs stood: a
+    # constant rate (fine-tuning), or a decay that had not reached 0 (pretraining).
+    budget_decay: bool = setting(False, 'with --time-budget: the learning rate falls linearly to 0 at the end of the '
+                                        "budget, resumes included (pretraining: its warm-up and decay follow the "
+                                        'further along of the planned steps and the budget spent)')
     strategy: str = setting('auto', 'tf.distribute strategy: auto (multiworker with a TF_CONFIG cluster, mirrored with '
                                     'several GPUs, else default), default (one device), mirrored, multiworker',
                             choices=('auto', 'default', 'mirrored', 'multiworker'))

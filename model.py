@@ -276,6 +276,12 @@ class PositiveWeightedLoss(keras.losses.Loss):
         return tf.reduce_mean(elementwise * (1 + (self.pos_weights - 1) * y_true), axis=-1)
 
 
+def budget_decay(optimizer, cfg):
+    """--budget-decay's rule for build_optimizer's optimizer: the encoder's rate (the head's is a
+    multiple of it) times the share of the time budget left."""
+    return lambda spent: keras.backend.set_value(optimizer.learning_rate, cfg.encoder_lr * (1 - spent))
+
+
 def learning_rates(optimizer):
     """(encoder, head) learning rate of build_optimizer's optimizer, as it stands now."""
     encoder = float(keras.backend.get_value(optimizer.learning_rate))

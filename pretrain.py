@@ -26,7 +26,8 @@ the best epoch is the one kept.
 Masking is dynamic: every batch draws its own 15% of tokens (80% [MASK], 10% a random token,
 10% unchanged), a pure function of (seed, step), so a resumed run sees the same masks.
 Batches are padded to their own longest text. AdamW with a linear warm-up and a linear
-decay to 0 at the last planned step (--epochs x batches per epoch). The MLM head is
+decay to 0 at the last planned step (--epochs x batches per epoch) or, with --time-budget and
+--budget-decay, at the end of the budget if that comes first. The MLM head is
 bert4keras' RoFormer-v2 one (`with_mlm`): dropout, then the transposed token-embedding
 table (tied, no extra variables), applied here to the masked positions only, which skips
 the 12000-way softmax at the 85% of positions without a target.
@@ -75,11 +76,15 @@ def parse_args(argv=None):
     config.add_output_flags(parser, 'checkpoint')
     parser.add_argument('--time-budget', type=config.limited(float, 'time_budget'), metavar='MINUTES',
                         help='stop after this many minutes of the whole run, resumes included: the epoch under '
-                             'way ends early and is scored (the learning-rate decay is still planned over --epochs)')
-    config.add_flags(parser, *config.setting_names('pretraining'), 'epochs', 'patience', helps=config.PRETRAIN_HELP)
+                             'way ends early and is scored (the learning-rate decay is planned over --epochs, or '
+                             'over the budget with --budget-decay)')
+    config.add_flags(parser, *config.setting_names('pretraining'), 'epochs', 'patience', 'budget_decay',
+                     helps=config.PRETRAIN_HELP)
     config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
+    if args.budget_decay and not args.time_budget:
+        parser.error('--budget-decay needs --time-budget: it decays the learning rate over the budget')
     if args.init and (args.layers or args.hidden or args.heads):
         parser.error('--pretrained takes the architecture of its checkpoint: drop --layers/--hidden/--heads')
     if args.data and not args.train:
@@ -195,7 +200,8 @@ def pretrain(args, cfg):
     else:
         train_data = masker.batches(train_ids, cfg.batch_size, cfg.seed, shuffle=True, first_epoch=run.epoch,
                                     epochs=cfg.epochs, group_by_length=cfg.group_by_length)
-        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget)
+        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget,
+                                  budget_decay=model.schedule.budget_spent.assign if cfg.budget_decay else None)
         model.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,
                   callbacks=callbacks, verbose=0)
     print(f'pretrained checkpoint: {args.out} ({metric} {run.best:.4f}); '

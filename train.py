@@ -75,10 +75,12 @@ def parse_args(argv=None):
                      'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
                      'tune_thresholds', 'ngram_blend', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
-                     'precision')
+                     'precision', 'budget_decay')
     config.add_config_flag(parser, 'train')
     parser.set_defaults(maxlen=None)  # the --from-model model's own, else config's
     args = parser.parse_args(argv)
+    if args.budget_decay and not args.time_budget:
+        parser.error('--budget-decay needs --time-budget: it decays the learning rate over the budget')
     if args.from_model and args.pretrained:
         parser.error('--from-model takes the architecture and weights of its model: drop --pretrained')
     if args.data and not args.train:
@@ -266,8 +268,9 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
                                          group_by_length=cfg.group_by_length)
         steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
         # First: the others see its val_exact_match and the learning rates.
-        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget,
-                                  ema=model_lib.ema_optimizer(classifier))
+        optimizer = model_lib.ema_optimizer(classifier)
+        callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget, ema=optimizer,
+                                  budget_decay=model_lib.budget_decay(optimizer, cfg) if cfg.budget_decay else None)
         if args.tensorboard:  # tf.summary event files; the tensorboard package is needed only to view them
             callbacks.append(keras.callbacks.TensorBoard(args.tensorboard, write_graph=False, profile_batch=0))
         classifier.fit(train_data, epochs=cfg.epochs, initial_epoch=run.epoch, steps_per_epoch=steps,

@@ -105,13 +105,18 @@ class MaskedLanguageModel(keras.Model):
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """0 -> peak over `warmup_steps`, then linearly down to 0 at `total_steps`."""
+    """0 -> peak over `warmup_steps`, then linearly down to 0 at `total_steps`.
+
+    `budget_spent` (0 to 1, set by --budget-decay's callback) moves the schedule on to that
+    share of `total_steps` when the time budget is further along than the step count, so the
+    warm-up and the decay fit the budget whatever number of steps the machine makes in it."""
 
     def __init__(self, peak, warmup_steps, total_steps):
         self.peak, self.warmup_steps, self.total_steps = peak, max(1, warmup_steps), max(1, total_steps)
+        self.budget_spent = tf.Variable(0.0, trainable=False, name='budget_spent')
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+        step = tf.maximum(tf.cast(step, tf.float32), self.budget_spent * self.total_steps)
         rising = self.peak * step / self.warmup_steps
         falling = self.peak * tf.maximum(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
         return tf.where(step < self.warmup_steps, rising, falling)

@@ -15,7 +15,8 @@
   history row, training weights back, resume snapshot, and the epoch's line ending with
   `acc: 0.9005 best acc: 0.9005`. `ProgressBar`: a live bar during the epoch, on a terminal only.
 - `TimeBudget`: ends training after N minutes of the whole run, across resumes; the epoch
-  under way is closed and scored.
+  under way is closed and scored. `BudgetDecay` (--budget-decay) lowers the learning rate
+  with the share of those minutes spent, to 0 at their end.
 - `refuse_finished_output`: a run does not start in a folder that holds a finished model
   unless it resumes that run (--resume) or is told to replace it (--overwrite).
 """
@@ -168,8 +169,9 @@ class Run:
                           checkpoint=os.path.basename(self.manager.save()), run=self.fingerprint)
         path.write_json(os.path.join(self.out_dir, path.RESUME_DIR, path.RESUME_STATE_NAME), self.state)
 
-    def callbacks(self, epochs, steps, evaluate, save_best, patience, time_budget=None, ema=None):
-        """Keras callbacks: the progress bar, the Evaluator, and the time budget if any.
+    def callbacks(self, epochs, steps, evaluate, save_best, patience, time_budget=None, ema=None, budget_decay=None):
+        """Keras callbacks: the progress bar, the Evaluator, the time budget if any, and with it
+        `budget_decay(spent)`, if given, before every step (BudgetDecay).
 
         Put them first in fit's list: the callbacks after them see the Evaluator's values in
         the epoch's logs (TensorBoard).
@@ -177,6 +179,8 @@ class Run:
         callbacks = [ProgressBar(epochs, steps), Evaluator(self, epochs, evaluate, save_best, patience, ema)]
         if time_budget:
             callbacks.append(TimeBudget(time_budget, self))
+            if budget_decay:
+                callbacks.append(BudgetDecay(time_budget, self, budget_decay))
         return callbacks
 
 
@@ -258,3 +262,16 @@ class TimeBudget(keras.callbacks.Callback):
         if self.run.elapsed() > 60 * self.minutes and not self.model.stop_training:
             tqdm.write(f'time budget of {self.minutes:g} minutes reached: closing this epoch', file=sys.stdout)
             self.model.stop_training = True
+
+
+class BudgetDecay(keras.callbacks.Callback):
+    """--budget-decay: before every step, `follow(spent)` gets the share of the time budget spent
+    so far (0 to 1, the parts before a resume included) and sets the learning rate from it, so
+    a run the clock ends finishes at a rate of 0, as a schedule planned over its steps would."""
+
+    def __init__(self, minutes, run, follow):
+        super().__init__()
+        self.minutes, self.run, self.follow = minutes, run, follow
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.follow(min(1.0, self.run.elapsed() / (60 * self.minutes)))

@@ -112,6 +112,30 @@ def ema_after_steps(optimizer_class, steps=5):
     return optimizer.get_slot(sparse_variable, 'ema').numpy(), optimizer.get_slot(dense_variable, 'ema').numpy()
 
 
+def test_budget_decay_scales_the_encoder_and_head_rates_by_the_share_of_the_budget_left():
+    cfg = config.Config(encoder_lr=1e-4, head_lr=1e-3)
+    optimizer = model_lib.build_optimizer(cfg)
+    model_lib.budget_decay(optimizer, cfg)(0.25)
+    assert model_lib.learning_rates(optimizer) == (7.5e-05, 7.5e-04)
+    model_lib.budget_decay(optimizer, cfg)(1.0)
+    assert model_lib.learning_rates(optimizer) == (0.0, 0.0)
+
+
+def test_train_py_with_budget_decay_lowers_the_rate_epoch_by_epoch(tiny_pretrained, tmp_path):
+    import contextlib
+    import io
+    import train
+    from multilabel import history
+    with contextlib.redirect_stdout(io.StringIO()):
+        train.main(['--pretrained', tiny_pretrained, '--weights', str(tmp_path), '--epochs', '3', '--max-samples', '40',
+                    '--maxlen', '32', '--batch-size', '8', '--encoder-lr', '1e-4', '--head-lr', '1e-3',
+                    '--time-budget', '5', '--budget-decay'])
+    rates = [row['encoder_lr'] for row in history.read_history(str(tmp_path / path.HISTORY_NAME))]
+    assert len(rates) == 3 and 1e-4 > rates[0] > rates[1] > rates[2] > 0.9e-4  # the seconds of 5 minutes spent
+    assert [row['head_lr'] for row in history.read_history(str(tmp_path / path.HISTORY_NAME))] == \
+        pytest.approx([10 * rate for rate in rates])
+
+
 def test_ema_of_an_embedding_equals_ema_of_a_dense_weight():
     sparse_ema, dense_ema = ema_after_steps(compat.AdamEMA)
     np.testing.assert_allclose(sparse_ema, dense_ema, rtol=1e-6)

@@ -65,6 +65,8 @@ CASES = [
     ('train.py', ['--threshold', '1.5'], '--threshold: must be more than 0 and at most 1'),
     ('train.py', ['--epochs', '0'], '--epochs: must be at least 1'),
     ('train.py', ['--maxlen', '2'], '--maxlen: must be at least 3'),
+    ('train.py', ['--budget-decay'], '--budget-decay needs --time-budget'),
+    ('pretrain.py', ['--budget-decay', '--epochs', '3'], '--budget-decay needs --time-budget'),
     ('pretrain.py', ['--mask-rate', '1.5'], '--mask-rate: must be more than 0 and less than 1, not 1.5'),
     ('pretrain.py', ['--init', 'x', '--layers', '2'], '--pretrained takes the architecture of its checkpoint'),
     ('pretrain.py', ['--pretrained', 'x', '--heads', '2'], '--pretrained takes the architecture of its checkpoint'),

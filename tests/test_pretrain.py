@@ -101,6 +101,29 @@ def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path)
     assert rows[-1]['val_masked_acc'] > rows[0]['val_masked_acc'] + 0.3  # measured: 0.03 -> 0.65
 
 
+def test_budget_decay_moves_the_schedule_on_to_the_share_of_the_budget_spent():
+    from multilabel import mlm
+    schedule = mlm.WarmupLinearDecay(1.0, warmup_steps=10, total_steps=100)
+    assert float(schedule(5)) == pytest.approx(0.5) and float(schedule(50)) == pytest.approx(50 / 90)
+    schedule.budget_spent.assign(0.8)  # the budget is further along than the steps: it leads
+    assert float(schedule(50)) == pytest.approx(20 / 90)
+    assert float(schedule(90)) == pytest.approx(10 / 90)  # the steps further along: they lead
+    schedule.budget_spent.assign(0.05)  # the warm-up runs on the budget's clock too
+    assert float(schedule(0)) == pytest.approx(0.5)
+    schedule.budget_spent.assign(1.0)
+    assert float(schedule(3)) == 0.0
+
+
+def test_pretrain_py_with_budget_decay_ends_its_budget_near_a_rate_of_0(tiny_pretrained, tmp_path):
+    import pretrain
+    out = str(tmp_path / 'out')
+    pretrain.main(['--init', tiny_pretrained, '--out', out, '--max-samples', '40', '--epochs', '1000', '--warmup', '0',
+                   '--mlm-lr', '1e-3', '--patience', '1000', '--time-budget', '0.15', '--budget-decay', *FAST])
+    rates = [row['lr'] for row in history.read_history(os.path.join(out, path.HISTORY_NAME))]
+    # Planned over 1000 epochs, the rate would still be above 0.99e-3.
+    assert len(rates) >= 2 and rates[0] > rates[-1] and rates[-1] < 0.3e-3
+
+
 def kill_and_resume(command, out, epochs, epoch_line):
     """Kill `command` (a pretraining of `epochs` epochs into `out`) with SIGKILL after its 2nd epoch,
     then run it again with --resume: it goes on from the last completed epoch to the planned end."""

@@ -40,7 +40,8 @@ def tiny_model():
     return model
 
 
-def fit_tiny(out, model, epochs, resume, time_budget=None, ema=None, evaluate=None, save_best=None, extra=()):
+def fit_tiny(out, model, epochs, resume, time_budget=None, ema=None, evaluate=None, save_best=None, extra=(),
+             budget_decay=None):
     """A Run of `model` on 4 steps per epoch of a fixed regression, as train.py and pretrain.py use it."""
     x = np.arange(16, dtype='float32').reshape(8, 2) / 16
     data = tf.data.Dataset.from_tensor_slices((x, x.sum(axis=1, keepdims=True))).batch(2).repeat()
@@ -48,7 +49,8 @@ def fit_tiny(out, model, epochs, resume, time_budget=None, ema=None, evaluate=No
     if tiny_run.finished(epochs, patience=5, time_budget=time_budget):
         return tiny_run
     evaluate = evaluate or (lambda m: (0.5, {'val': 0.5}))
-    callbacks = tiny_run.callbacks(epochs, 4, evaluate, save_best or (lambda first: None), 5, time_budget, ema)
+    callbacks = tiny_run.callbacks(epochs, 4, evaluate, save_best or (lambda first: None), 5, time_budget, ema,
+                                   budget_decay)
     model.fit(data, epochs=epochs, initial_epoch=tiny_run.epoch, steps_per_epoch=4, verbose=0,
               callbacks=callbacks + list(extra))
     return tiny_run
@@ -122,6 +124,22 @@ def test_a_resumed_run_gets_only_what_is_left_of_its_time_budget(tmp_path, monke
     assert tiny_run.epoch == 2 and path.read_json(state_path)['elapsed'] == 70
     assert tiny_run.finished(10, 5, time_budget=1)  # resumed once more, it has nothing left to do
     assert not tiny_run.finished(10, 5, time_budget=2) and not tiny_run.finished(10, 5)
+
+
+def test_budget_decay_gets_the_share_of_the_budget_spent_before_every_step_across_a_resume(tmp_path, monkeypatch):
+    now, spent = [0.0], []
+    monkeypatch.setattr(run, 'clock', lambda: now[0])
+    step = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: now.__setitem__(0, now[0] + 10))
+    with contextlib.redirect_stdout(io.StringIO()):  # 10 s a step, 4 steps an epoch, a budget of 1 minute
+        fit_tiny(tmp_path, tiny_model(), 1, False, time_budget=1, extra=[step], budget_decay=spent.append)
+        assert spent == [0, 10 / 60, 20 / 60, 30 / 60]  # read before each step, which then takes its 10 s
+        now[0] = 5000.0  # a new process: its clock starts anywhere
+        fit_tiny(tmp_path, tiny_model(), 10, True, time_budget=1, extra=[step], budget_decay=spent.append)
+    assert spent[4:] == [40 / 60, 50 / 60, 1.0]  # on from the 40 s spent; the step past the budget ends the run
+    with contextlib.redirect_stdout(io.StringIO()):  # without a budget there is nothing to decay over
+        callbacks = run.Run(str(tmp_path / 'other'), {'data': 'tiny'}, {'model': tiny_model()}, False,
+                            ('epoch', 'loss', 'val')).callbacks(1, 4, None, None, 5, budget_decay=spent.append)
+    assert not [c for c in callbacks if isinstance(c, run.BudgetDecay)]
 
 
 def test_a_resume_state_without_elapsed_seconds_resumes_from_zero(tmp_path, monkeypatch):
