@@ -23,6 +23,9 @@ reads all training texts (--reuse-pretrained NAME takes the checkpoint of an ear
 --pretrain row, and its pretraining seconds). Every row records the process CPU seconds and
 the load average, since wall time on a shared machine says little alone. --recipe FILE runs
 `main.py recipe FILE` end to end (the one command users without weights run) and scores its model.
+--resume finishes an interrupted row under the same --name and flags: a finished pretraining is
+kept, a cut stage continues where its last epoch ended (pretrain.py / train.py --resume), and the
+row's stage seconds are the minutes its resume states trained (the cut epoch's are lost).
 """
 import argparse
 import os
@@ -70,6 +73,9 @@ def parse_args(argv=None):
     parser.add_argument('--recipe', metavar='FILE', help='run this recipe (configs/*.toml) end to end with '
                                                         'main.py recipe --out WEIGHTS --data DATA instead of the '
                                                         'flags here, and score what it wrote')
+    parser.add_argument('--resume', action='store_true',
+                        help='finish an interrupted row (same --name and flags): keep a finished pretraining and '
+                             'continue a cut stage with --resume instead of starting it afresh')
     parser.add_argument('--weights', help='where our model is saved (default: bench/weights/NAME)')
     parser.add_argument('--out', default=RESULTS, help='JSON results file (default: %(default)s)')
     parser.add_argument('train_flags', nargs=argparse.REMAINDER, help='-- then flags for train.py')
@@ -79,6 +85,7 @@ def parse_args(argv=None):
         given = [flag for flag, value in (('--pretrain', args.pretrain), ('--reuse-pretrained', args.reuse_pretrained),
                                           ('--labelled-fraction', args.labelled_fraction),
                                           ('--max-samples', args.max_samples), ('--skip-ours', args.skip_ours),
+                                          ('--resume (a recipe resumes by itself)', args.resume),
                                           ('flags for train.py', args.train_flags)) if value]
         if given:
             parser.error(f'--recipe runs the stages of its file: {given[0]} cannot be combined with it')
@@ -129,12 +136,23 @@ def run_pretraining(args):
     """pretrain.py on all training texts (never the test file) -> (checkpoint folder, facts for the row)."""
     import pretrain
     out = args.weights + '-pretrained'
-    # --overwrite (here and for train.py): a rerun under the same --name replaces its own folder.
-    flags = ['--train', args.corpus_train, '--out', out, '--overwrite'] + shlex.split(args.pretrain)
+    flags = ['--train', args.corpus_train, '--out', out, restart_flag(args)] + shlex.split(args.pretrain)
     start, cpu = time.perf_counter(), cpu_seconds()
     pretrain.main(flags)
-    return out, {**pretraining_facts(out, shlex.split(args.pretrain), round(time.perf_counter() - start, 3)),
+    seconds = trained_seconds(out) if args.resume else round(time.perf_counter() - start, 3)
+    return out, {**pretraining_facts(out, shlex.split(args.pretrain), seconds),
                  'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1)}
+
+
+def restart_flag(args):
+    """How pretrain.py and train.py treat the row's folders: a rerun under the same --name replaces
+    its own folder, and with --resume it continues the run in it (a finished stage does nothing)."""
+    return '--resume' if args.resume else '--overwrite'
+
+
+def trained_seconds(folder):
+    """The seconds the run in `folder` trained, its parts before each resume included."""
+    return path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))['elapsed']
 
 
 def pretraining_facts(folder, flags, seconds):
@@ -165,11 +183,11 @@ def run_ours(args, test_samples, labels, pretraining=None):
     pretraining: the facts of the pretraining run the checkpoint came from; its seconds count."""
     import model as model_lib
     import train
-    flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, '--overwrite',
+    flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, restart_flag(args),
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
     start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
-    seconds = time.perf_counter() - start
+    seconds = trained_seconds(args.weights) if args.resume else time.perf_counter() - start
     fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
     if pretraining:
         seconds += pretraining['pretrain_seconds']
@@ -266,6 +284,8 @@ def main(argv=None):
             pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain_') or k == 'pretrained_dir'}
             args.pretrained = os.path.join(ROOT, earlier['pretrained_dir'])
         row = run_ours(args, test_samples, labels, pretraining)
+    if args.resume and not args.skip_ours:
+        row['resumed'] = True  # its seconds are the trained minutes of its resume states
     if not args.skip_ours:
         results['systems'][args.name] = {**row, **common,
                                          'load_average_before_and_after': [round(load_before, 2),

@@ -94,6 +94,26 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     assert row['teachers'] == {'teachers': ['tfidf'], 'teacher_weight': 0.5, 'tfidf_beta': 8.0}  # a distilled row
 
 
+def test_accuracy_bench_resume_keeps_a_finished_pretraining_and_times_the_trained_minutes(tiny_pretrained, tmp_path,
+                                                                                       sample_corpus):
+    # A row cut after its pretraining (here: the fine-tuning stage refuses a flag), then finished with --resume.
+    weights, out = tmp_path / 'weights' / 'cut', tmp_path / 'accuracy.json'
+    common = ['--data', str(sample_corpus), '--budget', '5', '--name', 'cut', '--weights', str(weights), '--out', str(out),
+              '--pretrain', f'--init {tiny_pretrained} --epochs 1 --max-samples 60 --maxlen 32 --batch-size 16']
+    cut = run_script(os.path.join('bench', 'accuracy.py'), *common, '--', '--epochs', '1', '--maxlen', '-3')
+    assert cut.returncode != 0 and not out.exists()
+    checkpoint = weights.parent / 'cut-pretrained' / (path.CHECKPOINT_NAME + '.index')
+    written = checkpoint.stat().st_mtime_ns
+    stdout = run_bench('accuracy.py', *common, '--resume', '--', '--epochs', '1', '--maxlen', '32', '--batch-size', '16')
+    assert 'this run had already finished' in stdout and checkpoint.stat().st_mtime_ns == written  # not pretrained again
+    row = json.loads(out.read_text())['systems']['cut']
+    state = path.read_json(str(weights.parent / 'cut-pretrained' / path.RESUME_DIR / path.RESUME_STATE_NAME))
+    assert row['resumed'] and row['pretrain_seconds'] == state['elapsed'] and row['pretrain_epochs'] == 1
+    assert row['fine_tune_seconds'] == pytest.approx(
+        path.read_json(str(weights / path.RESUME_DIR / path.RESUME_STATE_NAME))['elapsed'], abs=0.01)
+    assert row['epochs_completed'] == 1 and 0.0 <= row['exact_match'] <= 1.0
+
+
 def test_accuracy_bench_runs_a_recipe_end_to_end_and_scores_what_it_wrote(tiny_pretrained, tmp_path, sample_corpus):
     recipe_file = tmp_path / 'tiny.toml'
     recipe_file.write_text(f'[pretrain]\ninit = "{tiny_pretrained}"\nmaxlen = 32\nbatch_size = 16\nepochs = 1\n'
