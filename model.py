@@ -350,4 +350,7 @@ def sigmoid_logits(probabilities):
 def compile_for_training(model, cfg, pos_weights=None):
     # Sigmoid + a binary loss: each label is its own yes/no question.
     model.compile(loss=build_loss(cfg.loss, pos_weights), optimizer=build_optimizer(cfg))
+    # The optimizer's variables (Adam's moments, the EMA, the step count) are made now: made by the
+    # first training step, they would make Keras trace that step a second time, as long again.
+    ema_optimizer(model)._create_all_weights(model.trainable_variables)
     return model

@@ -139,6 +139,9 @@ def compile_pretraining(model, cfg, total_steps):
     # Gradient clipping: a random-init Transformer's early steps can be large.
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay, beta_2=0.98,
                                                    global_clipnorm=1.0))
+    # The optimizer's variables made now: made by the first training step, they would make Keras
+    # trace that step a second time, as long again.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -49,6 +49,11 @@ class ReplacedTokenDetection(keras.Model):
         # Discriminator head, as ELECTRA's: a hidden layer, then one logit per token.
         self.rtd_dense = keras.layers.Dense(width, activation='gelu', name='RTD-Dense')
         self.rtd_logit = keras.layers.Dense(1, name='RTD-Logit')
+        # Built here rather than by the first step, so the optimizer's variables can be made before it.
+        self.generator_head.build((None, generator.output_shape[-1]))
+        self.generator_norm.build((None, embedding_width))
+        self.rtd_dense.build((None, width))
+        self.rtd_logit.build((None, width))
         self.maskable = maskable  # [vocab] bool: the tokens a sample may propose
         self.rtd_weight = rtd_weight
         self.seed = seed
