@@ -70,7 +70,7 @@ def fine_tune(args, samples, chosen, name, test_samples, labels):
     train_file = os.path.join(args.weights, f'labelled-{name}.txt')
     suggest.write_lines(train_file, [{'labels': samples[i].labels, 'text': samples[i].text} for i in sorted(chosen)])
     run = argparse.Namespace(train=train_file, pretrained=args.pretrained, weights=os.path.join(args.weights, name),
-                             budget=args.budget, max_samples=None, train_flags=args.train_flags)
+                             budget=args.budget, max_samples=None, train_flags=args.train_flags, resume=False)
     row = accuracy.run_ours(run, test_samples, labels)
     keep = ('exact_match', 'micro_f1', 'macro_f1', 'samples_f1', 'fine_tune_seconds', 'fine_tune_cpu_seconds',
             'epochs_completed', 'best_validation_exact_match', 'init')
