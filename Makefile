@@ -51,8 +51,8 @@ demo: setup $(DEMO_PRETRAINED)/bert_model.ckpt.index
 	$(PY) main.py predict --weights $(DEMO_WEIGHTS) "青岛地铁施工段发生坍塌，致3人遇难" "某汽车品牌宣布召回两万辆新车"
 
 # Two pytest-xdist workers: most of the suite's time is single-threaded start-up and small models.
-# Two workers for two cores; worksteal: a worker that runs out takes tests queued for the other, so the
-# suite does not end on one worker finishing its long tests alone.
+# worksteal: a worker that runs out takes tests queued for the other, so the suite does not end on
+# one worker finishing its long tests alone.
 test: setup
 	$(PY) -m pytest -q -n 2 --dist worksteal tests
 

@@ -139,7 +139,7 @@ def run_pretraining(args):
     flags = ['--train', args.corpus_train, '--out', out, restart_flag(args)] + shlex.split(args.pretrain)
     start, cpu = time.perf_counter(), cpu_seconds()
     pretrain.main(flags)
-    seconds = trained_seconds(out) if args.resume else round(time.perf_counter() - start, 3)
+    seconds = run_state(out)['elapsed'] if args.resume else round(time.perf_counter() - start, 3)
     return out, {**pretraining_facts(out, shlex.split(args.pretrain), seconds),
                  'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1)}
 
@@ -150,15 +150,16 @@ def restart_flag(args):
     return '--resume' if args.resume else '--overwrite'
 
 
-def trained_seconds(folder):
-    """The seconds the run in `folder` trained, its parts before each resume included."""
-    return path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))['elapsed']
+def run_state(folder):
+    """The resume state of the run in `folder`: its epoch, best score, settings and `elapsed`, the
+    seconds it trained with its parts before each resume."""
+    return path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
 
 
 def pretraining_facts(folder, flags, seconds):
     """What a row keeps of the pretraining run in `folder`: its flags, seconds, epochs, best
     held-out masked-token accuracy and epoch history."""
-    state = path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    state = run_state(folder)
     return {'pretrain_seconds': seconds, 'pretrain_flags': flags, 'pretrain_epochs': state['epoch'],
             'pretrain_held_out_masked_accuracy': round(float(state['best']), 4),
             'pretrain_history': epoch_rows(folder), 'pretrained_dir': os.path.relpath(folder, ROOT)}
@@ -187,7 +188,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
     start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
-    seconds = trained_seconds(args.weights) if args.resume else time.perf_counter() - start
+    seconds = run_state(args.weights)['elapsed'] if args.resume else time.perf_counter() - start
     fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
     if pretraining:
         seconds += pretraining['pretrain_seconds']
@@ -224,7 +225,7 @@ def score_model(weights, test_samples, labels, seconds):
     """The test scores of the model folder `weights` (its own decision rule and three others) and
     the facts of its training run; `seconds`: what producing it cost."""
     import loader
-    state = path.read_json(os.path.join(weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    state = run_state(weights)
     classifier = inference.Classifier(weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
     scores = classifier.scores([s.text for s in test_samples], progress=config.interactive())
@@ -284,10 +285,9 @@ def main(argv=None):
             pretraining = {k: v for k, v in earlier.items() if k.startswith('pretrain_') or k == 'pretrained_dir'}
             args.pretrained = os.path.join(ROOT, earlier['pretrained_dir'])
         row = run_ours(args, test_samples, labels, pretraining)
-    if args.resume and not args.skip_ours:
-        row['resumed'] = True  # its seconds are the trained minutes of its resume states
     if not args.skip_ours:
-        results['systems'][args.name] = {**row, **common,
+        # A resumed row's seconds are the trained minutes of its resume states.
+        results['systems'][args.name] = {**row, **common, **({'resumed': True} if args.resume else {}),
                                          'load_average_before_and_after': [round(load_before, 2),
                                                                            round(os.getloadavg()[0], 2)],
                                          'load_average_1_5_15_after': [round(x, 2) for x in os.getloadavg()]}

@@ -18,6 +18,15 @@ from multilabel import compat  # noqa: E402,F401  (tf-keras must be chosen befor
 SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')
 
 
+@pytest.fixture
+def ticking_clock(monkeypatch):
+    """Runs (multilabel/run.py) read a clock that moves half a second at each reading, about a
+    second a training step: a time budget then holds the same steps on a busy machine as on an idle one."""
+    from multilabel import run
+    ticks = iter(range(10 ** 6))
+    monkeypatch.setattr(run, 'clock', lambda: 0.5 * next(ticks))
+
+
 def run_script(script, *flags, cwd=ROOT, input=None):
     """`python SCRIPT FLAGS` run inside this process: its exit status and what it printed, as
     subprocess.run(..., capture_output=True, text=True) gives them, without a second start of

@@ -121,13 +121,11 @@ def test_budget_decay_scales_the_encoder_and_head_rates_by_the_share_of_the_budg
     assert model_lib.learning_rates(optimizer) == (0.0, 0.0)
 
 
-def test_train_py_with_budget_decay_lowers_the_rate_epoch_by_epoch(tiny_pretrained, tmp_path, monkeypatch):
+def test_train_py_with_budget_decay_lowers_the_rate_epoch_by_epoch(tiny_pretrained, tmp_path, ticking_clock):
     import contextlib
     import io
     import train
-    from multilabel import history, run
-    ticks = iter(range(10 ** 6))  # a clock of half a second a reading: the same rates on a busy machine
-    monkeypatch.setattr(run, 'clock', lambda: 0.5 * next(ticks))
+    from multilabel import history
     with contextlib.redirect_stdout(io.StringIO()):
         train.main(['--pretrained', tiny_pretrained, '--weights', str(tmp_path), '--epochs', '3', '--max-samples', '40',
                     '--maxlen', '32', '--batch-size', '8', '--encoder-lr', '1e-4', '--head-lr', '1e-3',

@@ -114,13 +114,8 @@ def test_budget_decay_moves_the_schedule_on_to_the_share_of_the_budget_spent():
     assert float(schedule(3)) == 0.0
 
 
-def test_pretrain_py_with_budget_decay_ends_its_budget_near_a_rate_of_0(tiny_pretrained, tmp_path, monkeypatch):
+def test_pretrain_py_with_budget_decay_ends_its_budget_near_a_rate_of_0(tiny_pretrained, tmp_path, ticking_clock):
     import pretrain
-    from multilabel import run
-    # The run's clock moves half a second at each reading (about a second a step), so the 9-second
-    # budget holds the same steps on a busy machine as on an idle one.
-    ticks = iter(range(10 ** 6))
-    monkeypatch.setattr(run, 'clock', lambda: 0.5 * next(ticks))
     out = str(tmp_path / 'out')
     pretrain.main(['--init', tiny_pretrained, '--out', out, '--max-samples', '40', '--epochs', '1000', '--warmup', '0',
                    '--mlm-lr', '1e-3', '--patience', '1000', '--time-budget', '0.15', '--budget-decay', *FAST])
