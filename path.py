@@ -140,3 +140,13 @@ def write_json(path, value):
 def read_json(path):
     with open(path, encoding='utf-8') as f:
         return json.load(f)
+
+
+def resume_state_file(folder):
+    """The resume state of the run writing `folder`: its epoch, best score, settings (`run`) and
+    `elapsed`, the seconds it trained with its parts before each resume."""
+    return os.path.join(folder, RESUME_DIR, RESUME_STATE_NAME)
+
+
+def read_resume_state(folder):
+    return read_json(resume_state_file(folder))

@@ -139,7 +139,7 @@ def run_pretraining(args):
     flags = ['--train', args.corpus_train, '--out', out, restart_flag(args)] + shlex.split(args.pretrain)
     start, cpu = time.perf_counter(), cpu_seconds()
     pretrain.main(flags)
-    seconds = run_state(out)['elapsed'] if args.resume else round(time.perf_counter() - start, 3)
+    seconds = path.read_resume_state(out)['elapsed'] if args.resume else round(time.perf_counter() - start, 3)
     return out, {**pretraining_facts(out, shlex.split(args.pretrain), seconds),
                  'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1)}
 
@@ -150,16 +150,10 @@ def restart_flag(args):
     return '--resume' if args.resume else '--overwrite'
 
 
-def run_state(folder):
-    """The resume state of the run in `folder`: its epoch, best score, settings and `elapsed`, the
-    seconds it trained with its parts before each resume."""
-    return path.read_json(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
-
-
 def pretraining_facts(folder, flags, seconds):
     """What a row keeps of the pretraining run in `folder`: its flags, seconds, epochs, best
     held-out masked-token accuracy and epoch history."""
-    state = run_state(folder)
+    state = path.read_resume_state(folder)
     return {'pretrain_seconds': seconds, 'pretrain_flags': flags, 'pretrain_epochs': state['epoch'],
             'pretrain_held_out_masked_accuracy': round(float(state['best']), 4),
             'pretrain_history': epoch_rows(folder), 'pretrained_dir': os.path.relpath(folder, ROOT)}
@@ -188,7 +182,7 @@ def run_ours(args, test_samples, labels, pretraining=None):
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
     start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
-    seconds = run_state(args.weights)['elapsed'] if args.resume else time.perf_counter() - start
+    seconds = path.read_resume_state(args.weights)['elapsed'] if args.resume else time.perf_counter() - start
     fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
     if pretraining:
         seconds += pretraining['pretrain_seconds']
@@ -225,7 +219,7 @@ def score_model(weights, test_samples, labels, seconds):
     """The test scores of the model folder `weights` (its own decision rule and three others) and
     the facts of its training run; `seconds`: what producing it cost."""
     import loader
-    state = run_state(weights)
+    state = path.read_resume_state(weights)
     classifier = inference.Classifier(weights)
     targets = loader.multi_hot(test_samples, labels)  # all labels of the training file, seen or not
     scores = classifier.scores([s.text for s in test_samples], progress=config.interactive())

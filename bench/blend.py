@@ -57,7 +57,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    state = path.read_resume_state(args.weights)
     settings = state['run']['config']
     train_file = state['run']['train']
     test_file = path.corpus_test(args.data)

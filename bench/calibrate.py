@@ -40,7 +40,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    state = path.read_resume_state(args.weights)
     settings = state['run']['config']
     classifier = inference.Classifier(args.weights, precision='float32')
     classifier.temperature = 1.0  # measured here from the raw scores, whatever the folder holds

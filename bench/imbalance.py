@@ -69,7 +69,7 @@ def main(argv=None):
     systems = {}
     for name, weights in (('without', args.baseline), ('with --pos-weight', args.weighted)):
         classifier = inference.Classifier(weights)
-        state = path.read_json(os.path.join(weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+        state = path.read_resume_state(weights)
         systems[name] = {'weights': weights, 'pos_weight': state['run']['config'].get('pos_weight', 'none'),
                          'epochs': state['epoch'],
                          **{split: scores_of(classifier, samples, rare, args.batch_size)

@@ -144,7 +144,7 @@ def main(argv=None):
             'achieved_gflops': round(achieved, 1),
             'roofline_fraction': round(achieved / rooflines[precision], 3),
         })
-    state = os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME)
+    state = path.resume_state_file(args.weights)
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout
     result = {
         'command': ' '.join(['python', 'bench/inference.py'] + (argv if argv is not None else sys.argv[1:])),

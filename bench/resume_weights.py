@@ -31,7 +31,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import model as model_lib
     meta = model_folder.read(args.weights)
-    state = path.read_json(os.path.join(args.weights, path.RESUME_DIR, path.RESUME_STATE_NAME))
+    state = path.read_resume_state(args.weights)
     cfg = config.Config(**state['run']['config'])
     classifier = model_lib.build_classifier(model_folder.config_path(args.weights), len(meta['labels']),
                                             dropout=meta['dropout'], head=meta.get('head', 'cls'))
@@ -48,7 +48,7 @@ def main(argv=None):
         if os.path.isfile(os.path.join(args.weights, name)) and name != path.WEIGHTS_NAME:
             shutil.copy(os.path.join(args.weights, name), args.out)
     model_folder.save_weights(args.out, classifier)
-    path.write_json(os.path.join(args.out, path.RESUME_DIR, path.RESUME_STATE_NAME),
+    path.write_json(path.resume_state_file(args.out),
                     {**state, 'epoch': args.epoch, 'checkpoint': args.checkpoint, 'source': args.weights})
     print(f'{args.out}: the EMA weights of {args.checkpoint} (epoch {args.epoch}, '
           f'{int(optimizer.iterations.numpy())} steps)')

@@ -176,7 +176,7 @@ def main(argv=None):
         if same and earlier.get('finished') and finished:
             print(f'recipe: {stage}: skipped, finished in {folder}', flush=True)
             continue
-        started = finished or os.path.exists(os.path.join(folder, path.RESUME_DIR, path.RESUME_STATE_NAME))
+        started = finished or os.path.exists(path.resume_state_file(folder))
         extra = ['--resume'] if started and same else ['--overwrite'] if started else []
         print(f'recipe: main.py {stage} {shlex.join(flags + extra)}', flush=True)
         record[stage] = {'flags': flags, 'finished': False}

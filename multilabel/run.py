@@ -127,7 +127,7 @@ class Run:
         self.keep = keep
         self.state = {'epoch': 0, 'best': -1.0, 'wait': 0, 'elapsed': 0.0}
         resume_dir = os.path.join(read_dir or out_dir, path.RESUME_DIR)
-        resume_state = os.path.join(resume_dir, path.RESUME_STATE_NAME)
+        resume_state = path.resume_state_file(read_dir or out_dir)
         snapshot = tf.train.Checkpoint(**snapshot_objects)
         if resume and os.path.exists(resume_state):
             self.state = {'elapsed': 0.0, **path.read_json(resume_state)}  # a state of before 'elapsed': 0
@@ -167,7 +167,7 @@ class Run:
         """The resume snapshot after `epoch` (counted from 1): the objects' variables, then the state naming them."""
         self.state.update(epoch=epoch, elapsed=round(self.elapsed(), 3),
                           checkpoint=os.path.basename(self.manager.save()), run=self.fingerprint)
-        path.write_json(os.path.join(self.out_dir, path.RESUME_DIR, path.RESUME_STATE_NAME), self.state)
+        path.write_json(path.resume_state_file(self.out_dir), self.state)
 
     def callbacks(self, epochs, steps, evaluate, save_best, patience, time_budget=None, ema=None, budget_decay=None):
         """Keras callbacks: the progress bar, the Evaluator, the time budget if any, and with it
