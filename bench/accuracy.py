@@ -261,9 +261,8 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
-    command = ' '.join(['python', 'bench/accuracy.py'] + (argv if argv is not None else sys.argv[1:]))
     provenance = benchlib.provenance('bench/accuracy.py', argv)
-    common = {'command': command, 'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
+    common = {'command': provenance['command'], 'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'git_commit': provenance['git_commit'],
               'train_samples': len(train_samples), 'test_samples': len(test_samples)}
     peer = 'tfidf_linearsvc' + (f'_{100 * args.labelled_fraction:g}pct' if args.labelled_fraction else '')

@@ -2,6 +2,7 @@
 import datetime
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -47,13 +48,18 @@ def best_seconds(function, repeats):
     return min(timings(function, repeats, 1))
 
 
+def command(script, argv):
+    """The command line that ran `script` with `argv` (sys.argv's when None), quoted to paste into a shell."""
+    return shlex.join(['python', script] + list(sys.argv[1:] if argv is None else argv))
+
+
 def provenance(script, argv):
     """What every results JSON records: the command, date, machine, load average and git commit."""
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
     # the results files themselves are rewritten by every bench run: they do not make the code dirty
     dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'],
                            cwd=ROOT, capture_output=True, text=True)
-    return {'command': ' '.join(['python', script] + list(sys.argv[1:] if argv is None else argv)),
+    return {'command': command(script, argv),
             'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
             'machine': describe(), 'load_average': [round(x, 2) for x in os.getloadavg()],
             'git_commit': commit.stdout.strip() + ('+uncommitted changes' if dirty.stdout.strip() else '')}

@@ -111,7 +111,7 @@ def main():
         row['ratio_to_ours_without_fgm'] = row['median_step_seconds'] / baseline
         print(f'{names[row["design"]]:<40}{"on" if row["fgm"] else "off":<6}'
               f'{row["median_step_seconds"]:>9.3f}{row["ratio_to_ours_without_fgm"]:>8.2f}')
-    report = {'command': ' '.join(['python'] + sys.argv), 'date': time.strftime('%Y-%m-%d'),
+    report = {'command': benchlib.command('bench/fgm_step.py', None), 'date': time.strftime('%Y-%m-%d'),
               'machine': f'{os.cpu_count()} CPU cores', 'model_size': args.model_size,
               'batch_size': args.batch_size, 'seq_len': args.seq_len, 'rows': rows}
     path.write_json(args.output, report)

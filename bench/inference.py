@@ -147,7 +147,7 @@ def main(argv=None):
     state = path.resume_state_file(args.weights)
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout
     result = {
-        'command': ' '.join(['python', 'bench/inference.py'] + (argv if argv is not None else sys.argv[1:])),
+        'command': benchlib.command('bench/inference.py', argv),
         'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'commit': commit.strip(),
         'machine': benchlib.describe(), 'bfloat16_hardware': inference.bfloat16_hardware(), 'auto_picks': auto,
         'load_average_before_after': [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

@@ -147,7 +147,7 @@ def main(argv=None):
         our = json.load(open(exchange))
     vocab_size = path.read_json(os.path.join(args.pretrained, path.CONFIG_NAME))['vocab_size']
     their = theirs(args, our.pop('token_ids'), vocab_size)
-    result = {'command': ' '.join(['python', 'bench/peer_hf.py'] + (argv if argv is not None else sys.argv[1:])),
+    result = {'command': benchlib.command('bench/peer_hf.py', argv),
               'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'test_file': os.path.relpath(args.test, ROOT), 'train_shape': list(TRAIN_SHAPE),
               'inference_batch': args.batch_size, 'ours': our, 'hf_transformers': their,

@@ -253,7 +253,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         weights = args.weights or random_weights(folder)
         result = measure(weights, args.requests, args.concurrency, None, args.server_flags)
-    result['command'] = ' '.join(['python', 'bench/serve_load.py'] + (argv if argv is not None else sys.argv[1:]))
+    result['command'] = benchlib.command('bench/serve_load.py', argv)
     path.write_json(args.out, result)
     print(f'{result["model"]}, precision {result["precision"]}, --max-queue {result["max_queue"]}, '
           f'{result["machine"]}, load average {result["load_average"][0]:.1f}')

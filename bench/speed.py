@@ -141,7 +141,7 @@ def main(argv=None):
     achieved = flops / seconds_batched / 1e9
     steps = training_steps(args, config_path)
 
-    result = {'command': ' '.join(['python', 'bench/speed.py'] + (argv if argv is not None else sys.argv[1:])),
+    result = {'command': benchlib.command('bench/speed.py', argv),
               'date': time.strftime('%Y-%m-%d'), 'machine': benchlib.describe(),
               'test_file': os.path.relpath(args.test, ROOT), 'texts': len(texts), 'maxlen': args.maxlen,
               'batch_size': args.batch_size, 'pretrained': os.path.relpath(pretrained, ROOT),

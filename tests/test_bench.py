@@ -1,6 +1,7 @@
 """The benchmark scripts keep working: each runs on a tiny slice and writes well-formed results."""
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,8 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     assert row['pretrain_cpu_seconds'] > 0 and len(row['load_average_1_5_15_after']) == 3
     assert 0.0 <= row['exact_match'] <= 1.0
     assert row['teachers'] == {'teachers': ['tfidf'], 'teacher_weight': 0.5, 'tfidf_beta': 8.0}  # a distilled row
+    # the recorded command pastes into a shell: --pretrain's flags stay one argument
+    assert f'--init {tiny_pretrained} --epochs 1 --max-samples 60 --maxlen 32 --batch-size 16' in shlex.split(row['command'])
 
 
 def test_accuracy_bench_resume_keeps_a_finished_pretraining_and_times_the_trained_minutes(tiny_pretrained, tmp_path,
