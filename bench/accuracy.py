@@ -73,6 +73,8 @@ def parse_args(argv=None):
     parser.add_argument('--recipe', metavar='FILE', help='run this recipe (configs/*.toml) end to end with '
                                                         'main.py recipe --out WEIGHTS --data DATA instead of the '
                                                         'flags here, and score what it wrote')
+    parser.add_argument('--seed', type=int, help="with --recipe: the seed of both its training stages "
+                                                 "(main.py recipe --seed); without it, train.py's --seed goes after --")
     parser.add_argument('--resume', action='store_true',
                         help='finish an interrupted row (same --name and flags): keep a finished pretraining and '
                              'continue a cut stage with --resume instead of starting it afresh')
@@ -89,6 +91,8 @@ def parse_args(argv=None):
                                           ('flags for train.py', args.train_flags)) if value]
         if given:
             parser.error(f'--recipe runs the stages of its file: {given[0]} cannot be combined with it')
+    elif args.seed is not None:
+        parser.error("--seed is the recipe's: without --recipe, give train.py's --seed after --")
     args.weights = args.weights or os.path.join(ROOT, 'bench', 'weights', args.name)
     return args
 
@@ -198,7 +202,8 @@ def run_recipe(args, test_samples, labels):
     seconds. Run again after an interruption, it resumes (the row then times the last run only)."""
     from multilabel import recipe
     start, cpu = time.perf_counter(), cpu_seconds()
-    recipe.main([args.recipe, '--out', args.weights, '--data', args.data])
+    seed = [] if args.seed is None else ['--seed', str(args.seed)]
+    recipe.main([args.recipe, '--out', args.weights, '--data', args.data, *seed])
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     record = path.read_json(os.path.join(args.weights, recipe.RECORD_NAME))
     result = {**score_model(args.weights, test_samples, labels, seconds), 'recipe': os.path.relpath(args.recipe, ROOT),

@@ -15,7 +15,7 @@ underscores (config.py, `--config`). The stages, each the command's own `main`:
 3. evaluate.py of OUT on the test file, with the flags of the optional [evaluate] section.
 
 --out names both folders and --input replaces the training file of both training stages,
---test the test file. Every section is checked against its command's flags before anything
+--test the test file, --seed the seed of both (the validation split and the initialisation). Every section is checked against its command's flags before anything
 runs: a bad key or value is one line naming the file and the key.
 
 Resumable: run the same command again after an interruption (kill -9 included). OUT/recipe.json
@@ -56,6 +56,9 @@ def parse_args(argv=None):
     parser.add_argument('--test', metavar='FILE',
                         help="labelled file the model is evaluated on (default: the recipe's [evaluate] input, else "
                              'data/multi-classification-test.txt if present, else the bundled sample)')
+    parser.add_argument('--seed', type=int, metavar='N',
+                        help="seed of both training stages: the validation split, the masking, the head's "
+                             "initialisation (default: the recipe's, else each command's default)")
     args = parser.parse_args(argv)
     if args.data and not os.path.isdir(args.data):
         args.input = args.input or args.data  # --data FILE: the training file, as recipes read it before --input
@@ -96,6 +99,10 @@ def plan(args):
     if args.input:
         training.pop('data', None)
         training['train'] = args.input
+    if args.seed is not None:
+        training['seed'] = args.seed
+        if 'pretrain' in recipe:
+            pretraining['seed'] = args.seed
     if args.test:
         evaluation.pop('data', None)
         evaluation['test'] = args.test

@@ -123,7 +123,7 @@ def test_accuracy_bench_runs_a_recipe_end_to_end_and_scores_what_it_wrote(tiny_p
                            '[train]\nmaxlen = 32\nbatch_size = 16\nepochs = 1\n', encoding='utf-8')
     out, weights = tmp_path / 'accuracy.json', tmp_path / 'weights' / 'tiny_recipe'
     stdout = run_bench('accuracy.py', '--data', str(sample_corpus), '--recipe', str(recipe_file), '--name', 'tiny_recipe',
-                       '--weights', str(weights), '--out', str(out))
+                       '--weights', str(weights), '--out', str(out), '--seed', '3')
     assert 'recipe: main.py pretrain ' in stdout and 'recipe: main.py evaluate ' in stdout  # the recipe's own stages
     row = json.loads(out.read_text())['systems']['tiny_recipe']
     assert row['test_samples'] == 90 and 0.0 <= row['exact_match'] <= 1.0 and len(row['decision_rules']) == 3
@@ -133,9 +133,14 @@ def test_accuracy_bench_runs_a_recipe_end_to_end_and_scores_what_it_wrote(tiny_p
     assert not any(os.path.isabs(flag) for flag in row['train_flags'] + row['pretrain_flags'])  # no machine's paths
     assert 0 < row['pretrain_seconds'] + row['fine_tune_seconds'] <= row['train_seconds']  # the evaluation is counted
     assert row['recipe_cpu_seconds'] > 0 and row['command'].startswith('python bench/accuracy.py')
+    assert row['train_flags'][row['train_flags'].index('--seed') + 1] == '3' == \
+        row['pretrain_flags'][row['pretrain_flags'].index('--seed') + 1]  # --seed reaches both stages
     refused = subprocess.run([sys.executable, os.path.join('bench', 'accuracy.py'), '--recipe', str(recipe_file),
                               '--', '--epochs', '1'], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and 'flags for train.py cannot be combined' in refused.stderr.splitlines()[-1]
+    refused = subprocess.run([sys.executable, os.path.join('bench', 'accuracy.py'), '--seed', '3'],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--seed is the recipe's" in refused.stderr.splitlines()[-1]
 
 
 def test_speed_bench_reports_rates_roofline_share_and_training_steps(tiny_pretrained, tmp_path):

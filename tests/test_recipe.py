@@ -249,6 +249,9 @@ def test_pretraining_reads_the_fine_tuning_file_with_its_split(tmp_path):
                                                           7, 0.2)
     assert train.parse_args(training).pretrained == out + '-pretrained'
     assert evaluation[:2] == ['--data', 'corpus']  # its test file, not the bundled sample
+    stages, _ = recipe.plan(recipe.parse_args([str(file), '--out', out, '--seed', '3']))  # another run of it
+    (_, _, pretraining, _), (_, _, training, _) = stages
+    assert pretrain.parse_args(pretraining).seed == 3 and train.parse_args(training).seed == 3
     stages, evaluation = recipe.plan(recipe.parse_args([str(file), '--out', out, '--data', 'd.txt', '--test', 't.txt']))
     (_, _, pretraining, _), (_, _, training, _) = stages
     assert pretrain.parse_args(pretraining).train == ['d.txt'] and train.parse_args(training).train == 'd.txt'
