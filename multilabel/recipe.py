@@ -15,8 +15,9 @@ underscores (config.py, `--config`). The stages, each the command's own `main`:
 3. evaluate.py of OUT on the test file, with the flags of the optional [evaluate] section.
 
 --out names both folders and --input replaces the training file of both training stages,
---test the test file, --seed the seed of both (the validation split and the initialisation). Every section is checked against its command's flags before anything
-runs: a bad key or value is one line naming the file and the key.
+--test the test file, --seed the seed of both (the validation split and the initialisation).
+Every section is checked against its command's flags before anything runs: a bad key or value
+is one line naming the file and the key.
 
 Resumable: run the same command again after an interruption (kill -9 included). OUT/recipe.json
 records the flags of each stage and whether it returned, so a finished stage is skipped and a
@@ -99,10 +100,8 @@ def plan(args):
     if args.input:
         training.pop('data', None)
         training['train'] = args.input
-    if args.seed is not None:
-        training['seed'] = args.seed
-        if 'pretrain' in recipe:
-            pretraining['seed'] = args.seed
+    if args.seed is not None:  # over a seed of either section (read_the_training_file only fills a missing one)
+        training['seed'] = pretraining['seed'] = args.seed
     if args.test:
         evaluation.pop('data', None)
         evaluation['test'] = args.test
