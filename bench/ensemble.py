@@ -8,6 +8,12 @@ which matters because models trained with different seeds hold out different val
 (each one's validation is another one's training data). The members must share their labels.
 The row counts every member's seconds (their bench/accuracy.py rows, by folder name) and records
 each member's own test figures beside the ensemble's; it goes into bench/results/accuracy.json.
+
+--soup also scores the members' weights averaged into one model (Wortsman et al., 2022, "Model
+soups"): one RoFormer-v2 served, at one model's cost. It means something only for fine-tunings of
+one pretrained checkpoint. The soup and the mean of the same transformers' exact logits (without
+the folders' n-gram sides or temperatures) go into the row's `soup`, with their validation exact
+match beside the members' when the members hold out the same validation split.
 """
 import argparse
 import os
@@ -39,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--name', help='system name in the results (default: the rows joined by "+")')
     parser.add_argument('--data', default=benchlib.SHARED_DATA, help='folder with the real corpus (default: %(default)s)')
     parser.add_argument('--max-test', type=int, help='score only the first N test lines (smoke runs)')
+    parser.add_argument('--soup', action='store_true',
+                        help="also score the mean of the members' weights, one model (fine-tunings of one checkpoint)")
     parser.add_argument('--out', default=accuracy.RESULTS, help='JSON results file (default: %(default)s)')
     args = parser.parse_args(argv)
     args.rows = [os.path.basename(os.path.normpath(folder)) for folder in args.weights]
@@ -69,6 +77,8 @@ def main(argv=None):
     row.update(members=args.rows, member_test_exact_match=members,
                weights=[os.path.relpath(folder, ROOT) for folder in args.weights], test_samples=len(test_samples),
                **benchlib.provenance('bench/ensemble.py', argv))
+    if args.soup:
+        row['soup'] = soup_scores(args.weights, test_samples, targets, seconds)
     results['systems'][args.name] = row
     path.write_json(args.out, results)
 
@@ -77,7 +87,52 @@ def main(argv=None):
         print(f'{name:<44}{exact:>12.4f}')
     print(f'{"mean of the logits":<44}{row["exact_match"]:>12.4f}  (micro {row["micro_f1"]:.4f}, macro '
           f'{row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}); written: {args.out}')
+    if args.soup:
+        print(f'{"the same transformers, exact logits":<44}{"validation":>12}{"test exact":>12}')
+        for name, figures in row['soup'].items():
+            if isinstance(figures, dict):
+                print(f'{name:<44}{figures.get("validation_exact_match", float("nan")):>12.4f}'
+                      f'{figures["exact_match"]:>12.4f}')
     return row
+
+
+def soup_scores(folders, test_samples, test_targets, seconds):
+    """The members' transformers (no n-gram side, no temperature) on the test file, and on the
+    validation split when all hold out the same one: each alone, the mean of their logits, and
+    the mean of their weights loaded into the first one."""
+    import loader
+    states = [path.read_resume_state(folder)['run'] for folder in folders]
+    shared_split = len({(s['train'], s['config']['valid_ratio'], s['config']['seed']) for s in states}) == 1
+    valid = []
+    if shared_split:
+        settings = states[0]['config']
+        valid = loader.split_validation(loader.read_samples(states[0]['train']), settings['valid_ratio'],
+                                        settings['seed'])[1]
+    members = [inference.Classifier(folder) for folder in folders]
+    first = members[0]
+    splits = {'exact_match': (test_samples, test_targets)}
+    if valid:
+        splits['validation_exact_match'] = (valid, loader.multi_hot(valid, first.labels))
+    encoded = {key: loader.encode_texts(first.tokenizer, [s.text for s in samples], first.maxlen)
+               for key, (samples, _) in splits.items()}
+    logits = {key: [inference.model_logits(m.transformer, ids) for m in members] for key, ids in encoded.items()}
+    try:
+        first.transformer.set_weights([np.mean(w, axis=0) for w in zip(*(m.transformer.get_weights() for m in members))])
+    except ValueError as error:
+        raise config.InputError(f'--soup: the members\' weights differ in shape ({error})') from None
+    systems = {os.path.basename(os.path.normpath(f)): {key: member[i] for key, member in logits.items()}
+               for i, f in enumerate(folders)}
+    systems['mean of the logits'] = {key: np.mean(member, axis=0) for key, member in logits.items()}
+    systems['mean of the weights (soup)'] = {key: inference.model_logits(first.transformer, ids)
+                                             for key, ids in encoded.items()}
+    soup = {'shared_validation_split': shared_split, 'validation_samples': len(valid)}
+    for name, by_split in systems.items():
+        soup[name] = {key: accuracy.scores_of(splits[key][1], inference.decide(scores, 0.0), 0)['exact_match']
+                      for key, scores in by_split.items()}
+    soup['mean of the weights (soup)'].update(
+        accuracy.scores_of(test_targets, inference.decide(systems['mean of the weights (soup)']['exact_match'], 0.0),
+                           seconds))
+    return soup
 
 
 if __name__ == '__main__':

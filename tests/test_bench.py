@@ -60,11 +60,19 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     # An ensemble of the model with itself decides as the model alone, and counts its seconds twice.
     os.symlink(tmp_path / 'weights', tmp_path / 'tiny')
     stdout = run_bench('ensemble.py', '--weights', str(tmp_path / 'tiny'), str(tmp_path / 'tiny'), '--data', str(data),
-                       '--out', str(out))
+                       '--out', str(out), '--soup')
     ensemble = json.loads(out.read_text())['systems']['ensemble:tiny+tiny']
     assert ensemble['exact_match'] == ensemble['member_test_exact_match']['tiny'] == systems['tiny']['exact_match']
     assert ensemble['train_seconds'] == pytest.approx(2 * systems['tiny']['train_seconds'], abs=0.01)
     assert 'mean of the logits' in stdout
+    # The mean of one model's weights with themselves is that model, on test and on the shared validation split.
+    soup = ensemble['soup']
+    assert soup['shared_validation_split'] and soup['validation_samples'] == 36  # the 10% train.py held out
+    assert soup['mean of the weights (soup)']['exact_match'] == soup['mean of the logits']['exact_match'] \
+        == soup['tiny']['exact_match']
+    assert soup['mean of the weights (soup)']['validation_exact_match'] == soup['tiny']['validation_exact_match']
+    assert soup['mean of the weights (soup)']['train_seconds'] == ensemble['train_seconds']
+    assert 'mean of the weights (soup)' in stdout
 
     # The curve of rows against their training minutes: a table and a PNG.
     stdout = run_bench('curve.py', '--rows', 'tiny', 'tiny+tfidf', '--results', str(out), '--reference', '0.93',
