@@ -25,6 +25,15 @@ def describe():
     return f'{os.cpu_count()} cores, {name}'
 
 
+def held_out_split(weights):
+    """(training samples, validation samples) of the file train.py trained the folder `weights` on,
+    split as it split them (its --valid-ratio and --seed, from the folder's resume state)."""
+    import loader  # starts TensorFlow: imported here so the scripts' --help answers at once
+    run = path.read_resume_state(weights)['run']
+    samples = loader.read_samples(run['train'])
+    return loader.split_validation(samples, run['config']['valid_ratio'], run['config']['seed'])
+
+
 def timings(function, repeats, warmup):
     """Seconds of each of `repeats` calls of `function`, after `warmup` untimed calls (graph
     tracing and first-call allocation stay out of the figures)."""

@@ -57,13 +57,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     import loader
-    state = path.read_resume_state(args.weights)
-    settings = state['run']['config']
-    train_file = state['run']['train']
-    test_file = path.corpus_test(args.data)
-    samples = loader.read_samples(train_file)
-    train_samples, valid_samples = loader.split_validation(samples, settings['valid_ratio'], settings['seed'])
-    test_samples = loader.read_samples(test_file)[:args.max_test]
+    settings = path.read_resume_state(args.weights)['run']['config']
+    train_samples, valid_samples = benchlib.held_out_split(args.weights)
+    test_samples = loader.read_samples(path.corpus_test(args.data))[:args.max_test]
     classifier = inference.Classifier(args.weights)
     labels = classifier.labels
 

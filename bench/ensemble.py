@@ -63,9 +63,10 @@ def main(argv=None):
         raise config.InputError(f'--weights: no row {", ".join(missing)} in {args.out} (run bench/accuracy.py first)')
     test_samples = loader.read_samples(path.corpus_test(args.data))[:args.max_test]
     texts = [s.text for s in test_samples]
-    members, logits = {}, []
+    members, logits, classifiers = {}, [], []
     for folder, row in zip(args.weights, args.rows):
         classifier = inference.Classifier(folder)
+        classifiers.append(classifier)
         if logits and classifier.labels != labels:
             raise config.InputError(f'--weights {folder}: its labels differ from {args.weights[0]}\'s')
         labels = classifier.labels
@@ -78,7 +79,7 @@ def main(argv=None):
                weights=[os.path.relpath(folder, ROOT) for folder in args.weights], test_samples=len(test_samples),
                **benchlib.provenance('bench/ensemble.py', argv))
     if args.soup:
-        row['soup'] = soup_scores(args.weights, test_samples, targets, seconds)
+        row['soup'] = soup_scores(args.weights, classifiers, test_samples, targets, seconds)
     results['systems'][args.name] = row
     path.write_json(args.out, results)
 
@@ -96,19 +97,14 @@ def main(argv=None):
     return row
 
 
-def soup_scores(folders, test_samples, test_targets, seconds):
+def soup_scores(folders, members, test_samples, test_targets, seconds):
     """The members' transformers (no n-gram side, no temperature) on the test file, and on the
     validation split when all hold out the same one: each alone, the mean of their logits, and
-    the mean of their weights loaded into the first one."""
+    the mean of their weights loaded into the first one (`members`: the folders' Classifiers)."""
     import loader
     states = [path.read_resume_state(folder)['run'] for folder in folders]
     shared_split = len({(s['train'], s['config']['valid_ratio'], s['config']['seed']) for s in states}) == 1
-    valid = []
-    if shared_split:
-        settings = states[0]['config']
-        valid = loader.split_validation(loader.read_samples(states[0]['train']), settings['valid_ratio'],
-                                        settings['seed'])[1]
-    members = [inference.Classifier(folder) for folder in folders]
+    valid = benchlib.held_out_split(folders[0])[1] if shared_split else []
     first = members[0]
     splits = {'exact_match': (test_samples, test_targets)}
     if valid:
