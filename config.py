@@ -4,8 +4,9 @@ The settings are dataclasses, one per concern (data, model, fine-tuning, pretrai
 inference, and the run's length and devices), each field with its default, help and accepted
 values beside it (`setting`); `Config` inherits them all, flat, for every module. A training
 run's resume fingerprint is the settings of the concerns that shape it (`settings_of`), so a
-setting added to another concern leaves an interrupted run resumable; a fine-tuning setting added
-later joins it only when it is on (`LaterFineTuningSettings`), so earlier runs still resume.
+setting added to another concern leaves an interrupted run resumable; a fine-tuning or
+pretraining setting added later joins it only when it is on (`LaterFineTuningSettings`,
+`LaterPretrainingSettings`), so earlier runs still resume.
 
 Each script asks for the flags it uses with `add_flags(parser, 'maxlen', ...)`, so a value is
 never written twice. Every command parses with `ArgumentParser`, so a bad flag is answered
@@ -230,6 +231,18 @@ class PretrainingSettings:
 
 
 @dataclass
+class LaterPretrainingSettings:
+    """Pretraining settings added after checkpoints had been written, each off by default (as
+    LaterFineTuningSettings): one shapes a run only when it is on."""
+    # A character model: most Chinese words are two or more characters, and masking one of them
+    # alone lets its neighbours give it away.
+    mask_span: int = setting(1, 'longest run of consecutive tokens masked together (1: single tokens, as BERT; N: '
+                                'spans of 1 to N tokens, shorter ones likelier (N, N-1, ..., 1), as MacBERT\'s n-gram '
+                                'masking with 4); about --mask-rate of the tokens are masked either way',
+                             limit=(lambda v: 1 <= v <= 10, 'from 1 to 10'))
+
+
+@dataclass
 class InferenceSettings:
     """How a trained model is used, or finished after its last epoch (--calibration): never how
     its epochs train (training always truncates)."""
@@ -272,7 +285,7 @@ class RunSettings:
 
 @dataclass
 class Config(DataSettings, ModelSettings, FineTuningSettings, LaterFineTuningSettings, DistillationSettings,
-             PretrainingSettings, InferenceSettings, RunSettings):
+             PretrainingSettings, LaterPretrainingSettings, InferenceSettings, RunSettings):
     """Every setting, flat (`cfg.maxlen`, `cfg.encoder_lr`): what every module reads."""
 
 
@@ -288,10 +301,11 @@ def setting_names(run):
 
 
 def settings_of(cfg, run):
-    """{name: value} of the settings of `cfg` that shape `run`: its resume fingerprint. A
-    fine-tuning run's holds the later settings that are on."""
-    later = {item.name: getattr(cfg, item.name) for item in fields(LaterFineTuningSettings)
-             if run == 'fine-tuning' and getattr(cfg, item.name) != item.default}
+    """{name: value} of the settings of `cfg` that shape `run`: its resume fingerprint, which
+    holds the run's later settings only when they are on."""
+    later_settings = {'fine-tuning': LaterFineTuningSettings, 'pretraining': LaterPretrainingSettings}[run]
+    later = {item.name: getattr(cfg, item.name) for item in fields(later_settings)
+             if getattr(cfg, item.name) != item.default}
     return {**{name: getattr(cfg, name) for name in setting_names(run)}, **later}
 
 

@@ -78,7 +78,7 @@ def parse_args(argv=None):
                         help='stop after this many minutes of the whole run, resumes included: the epoch under '
                              'way ends early and is scored (the learning-rate decay is planned over --epochs, or '
                              'over the budget with --budget-decay)')
-    config.add_flags(parser, *config.setting_names('pretraining'), 'epochs', 'patience', 'budget_decay',
+    config.add_flags(parser, *config.setting_names('pretraining'), 'mask_span', 'epochs', 'patience', 'budget_decay',
                      helps=config.PRETRAIN_HELP)
     config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
@@ -165,7 +165,7 @@ def pretrain(args, cfg):
     held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, config.interactive())
     steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
 
-    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate)
+    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate, cfg.mask_span)
     if cfg.objective == 'rtd':
         transformer, model = rtd.build(bert_config, checkpoint, cfg, masker.maskable)
         columns, metric, held_out_score = rtd.HISTORY_COLUMNS, 'held-out replaced-token acc', 'rtd_acc'

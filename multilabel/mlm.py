@@ -3,14 +3,17 @@ and writing its encoder as an official-layout checkpoint.
 
 Masking (Devlin et al., 2019): each batch draws `mask_rate` of its maskable tokens (not
 [PAD]/[CLS]/[SEP] or any other [bracketed] token); of those 80% become [MASK], 10% a random
-ordinary token, 10% stay. The draw is a pure function of (seed, batch number), so a resumed
-run masks exactly as an unbroken one would.
+ordinary token, 10% stay. With `mask_span` N > 1 the chosen tokens come in runs of 1 to N
+consecutive ones (lengths weighted N, N-1, ..., 1: MacBERT's n-gram masking for N = 4), as
+many span starts drawn as make about `mask_rate` of the tokens. The draw is a pure function of
+(seed, batch number), so a resumed run masks exactly as an unbroken one would.
 """
 import os
 import shutil
 import tempfile
 
 import numpy as np
+import scipy.optimize
 
 from multilabel import compat
 import loader
@@ -24,19 +27,39 @@ HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 
 class Masker:
     """Token-id batches -> ((masked ids, segment ids), targets); a target is 0 where nothing is predicted."""
 
-    def __init__(self, tokenizer, vocab_size, mask_rate):
+    def __init__(self, tokenizer, vocab_size, mask_rate, mask_span=1):
         tokens = [tokenizer.id_to_token(i) for i in range(vocab_size)]
         special = np.array([t.startswith('[') and t.endswith(']') for t in tokens])
         self.maskable = tf.constant(~special)
         self.replacements = tf.constant(np.flatnonzero(~special), tf.int32)  # random tokens are ordinary ones
         self.mask_id = tokenizer._token_mask_id
         self.mask_rate = mask_rate
+        weights = np.arange(mask_span, 0, -1) / np.arange(mask_span, 0, -1).sum()  # P(length 1), ..., P(length N)
+        self.span_cumulative = tf.constant(np.cumsum(weights)[:-1], tf.float32)
+        # Spans overlap: a token is masked unless no start at distance k has a length > k.
+        reaches = 1 - np.concatenate([[0], np.cumsum(weights)[:-1]])  # P(length > k), k = 0 .. N-1
+        self.span_start_rate = scipy.optimize.brentq(lambda rate: 1 - np.prod(1 - rate * reaches) - mask_rate, 0, 1)
+
+    def choose(self, token_ids, seed):
+        """The positions to predict: single tokens, or spans of up to mask_span tokens (maskable ones only)."""
+        shape, maskable = tf.shape(token_ids), tf.gather(self.maskable, token_ids)
+        if self.span_cumulative.shape[0] == 0:
+            return maskable & (tf.random.stateless_uniform(shape, seed) < self.mask_rate)
+        start_seed, length_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        starts = maskable & (tf.random.stateless_uniform(shape, start_seed) < self.span_start_rate)
+        draw = tf.random.stateless_uniform(shape, length_seed)
+        lengths = 1 + tf.reduce_sum(tf.cast(draw[..., None] >= self.span_cumulative, tf.int32), -1)
+        chosen = tf.zeros_like(starts)
+        for offset in range(self.span_cumulative.shape[0] + 1):  # a start covers `length` tokens from itself on
+            covers = starts & (lengths > offset)
+            chosen |= tf.pad(covers, [[0, 0], [offset, 0]])[:, :shape[1]]
+        return chosen & maskable
 
     def mask(self, token_ids, seed):
         """token_ids [batch, length] int32, seed [2] int64 -> (masked ids, targets)."""
         choose, action, pick = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
         shape = tf.shape(token_ids)
-        chosen = tf.gather(self.maskable, token_ids) & (tf.random.stateless_uniform(shape, choose) < self.mask_rate)
+        chosen = self.choose(token_ids, choose)
         roll = tf.random.stateless_uniform(shape, action)
         random_tokens = tf.gather(self.replacements, tf.random.stateless_uniform(
             shape, pick, maxval=tf.size(self.replacements), dtype=tf.int32))

@@ -98,7 +98,8 @@ def test_a_changed_fine_tuning_setting_is_refused(fine_tuned_one_of_two_epochs):
 def test_the_concerns_of_a_run_are_its_fingerprint():
     """Every setting belongs to one concern, and each run's fingerprint is exactly its concerns' fields."""
     concerns = (config.DataSettings, config.ModelSettings, config.FineTuningSettings, config.LaterFineTuningSettings,
-                config.DistillationSettings, config.PretrainingSettings, config.InferenceSettings, config.RunSettings)
+                config.DistillationSettings, config.PretrainingSettings, config.LaterPretrainingSettings,
+                config.InferenceSettings, config.RunSettings)
     names = [item.name for concern in concerns for item in dataclasses.fields(concern)]
     assert sorted(names) == sorted(item.name for item in dataclasses.fields(config.Config))
     assert len(names) == len(set(names))
@@ -112,6 +113,8 @@ def test_the_concerns_of_a_run_are_its_fingerprint():
     assert set(config.settings_of(cfg, 'pretraining')) == {
         'model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
         'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision'}
+    assert config.settings_of(config.Config(mask_span=4), 'pretraining')['mask_span'] == 4  # only when on
+    assert 'mask_span' not in config.settings_of(config.Config(mask_span=4), 'fine-tuning')
 
 
 def test_precision_auto_is_kept_as_the_policy_it_chose(tiny_pretrained, tmp_path, monkeypatch):

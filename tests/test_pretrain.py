@@ -86,7 +86,8 @@ def test_train_py_fine_tunes_from_the_pretrained_folder(self_pretrained, tmp_pat
     assert ' best acc: ' in result.stdout
 
 
-def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path):
+@pytest.mark.parametrize('mask_span', ['1', '4'])
+def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path, mask_span):
     import loader
     import pretrain
     texts = [s.text[:24] for s in loader.read_samples(path.SAMPLE_TRAIN)[:4]]
@@ -94,7 +95,8 @@ def test_the_mlm_loss_falls_on_a_tiny_repeated_corpus(tiny_pretrained, tmp_path)
     corpus.write_text('\n'.join(texts * 60) + '\n', encoding='utf-8')
     out = str(tmp_path / 'out')
     pretrain.main(['--texts', str(corpus), '--init', tiny_pretrained, '--out', out, '--epochs', '16',
-                   '--mlm-lr', '5e-3', '--warmup', '0.1', '--patience', '50', '--maxlen', '32', '--batch-size', '8'])
+                   '--mlm-lr', '5e-3', '--warmup', '0.1', '--patience', '50', '--maxlen', '32', '--batch-size', '8',
+                   '--mask-span', mask_span])
     rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
     assert rows[-1]['loss'] < 0.4 * rows[0]['loss']  # measured: 6.66 -> 1.66
     assert rows[-1]['val_loss'] < 0.5 * rows[0]['val_loss']  # the held-out copies of the same texts
@@ -232,3 +234,33 @@ def test_a_killed_rtd_pretraining_resumes_from_its_last_epoch(tiny_pretrained, t
     kill_and_resume([sys.executable, 'pretrain.py', '--objective', 'rtd', '--init', tiny_pretrained, '--out', out,
                      '--epochs', '6', '--max-samples', '120', '--maxlen', '32', '--batch-size', '4'],
                     out, 6, 'kept: this epoch')
+
+
+def test_span_masking_masks_runs_of_tokens_at_about_the_same_rate(tiny_pretrained):
+    import loader
+    from multilabel import mlm
+    from multilabel.compat import tf
+    tokenizer = loader.load_tokenizer(os.path.join(tiny_pretrained, path.VOCAB_NAME))
+    vocab_size = path.read_json(os.path.join(tiny_pretrained, path.CONFIG_NAME))['vocab_size']
+    ordinary = np.random.default_rng(0).choice(mlm.Masker(tokenizer, vocab_size, 0.15).replacements, (64, 200))
+    ids = tf.constant(np.pad(ordinary, [[0, 0], [1, 0]], constant_values=tokenizer._token_start_id), tf.int32)
+    ids = tf.pad(tf.concat([ids, tf.fill([64, 1], tokenizer._token_end_id)], 1), [[0, 0], [0, 5]])  # [PAD]s
+    seed = tf.constant([3, 4], tf.int64)
+
+    def chosen(span):
+        return mlm.Masker(tokenizer, vocab_size, 0.15, span).choose(ids, seed).numpy()
+
+    def run_lengths(mask):
+        edges = np.diff(np.pad(mask.astype(int), [[0, 0], [1, 1]]), axis=1)
+        return np.flatnonzero(edges.ravel() == -1) - np.flatnonzero(edges.ravel() == 1)
+
+    single = chosen(1)  # BERT's draw, unchanged: a run started before span masking resumes as it was
+    maskable = tf.gather(mlm.Masker(tokenizer, vocab_size, 0.15).maskable, ids).numpy()
+    assert (single == (maskable & (tf.random.stateless_uniform(ids.shape, seed) < 0.15).numpy())).all()
+    spans = chosen(4)
+    for mask in (single, spans):
+        assert not mask[~maskable].any()  # never [CLS], [SEP] or [PAD]
+        assert 0.14 < mask.sum() / maskable.sum() < 0.16
+    assert run_lengths(single).mean() < 1.25
+    assert 2.0 < run_lengths(spans).mean() < 2.6  # lengths 1-4 drawn 40/30/20/10%: 2.0, a little more where runs touch
+    assert np.mean(run_lengths(spans) > 4) < 0.05
