@@ -36,7 +36,7 @@ class Masker:
         self.mask_rate = mask_rate
         weights = np.arange(mask_span, 0, -1) / np.arange(mask_span, 0, -1).sum()  # P(length 1), ..., P(length N)
         self.span_cumulative = tf.constant(np.cumsum(weights)[:-1], tf.float32)
-        # Spans overlap: a token is masked unless no start at distance k has a length > k.
+        # Spans overlap: a token stays unmasked only if no start k tokens before it has a length > k.
         reaches = 1 - np.concatenate([[0], np.cumsum(weights)[:-1]])  # P(length > k), k = 0 .. N-1
         self.span_start_rate = scipy.optimize.brentq(lambda rate: 1 - np.prod(1 - rate * reaches) - mask_rate, 0, 1)
 
