@@ -33,8 +33,9 @@ class Masker:
         self.maskable = tf.constant(~special)
         self.replacements = tf.constant(np.flatnonzero(~special), tf.int32)  # random tokens are ordinary ones
         self.mask_id = tokenizer._token_mask_id
-        self.mask_rate = mask_rate
-        weights = np.arange(mask_span, 0, -1) / np.arange(mask_span, 0, -1).sum()  # P(length 1), ..., P(length N)
+        self.mask_rate, self.mask_span = mask_rate, mask_span
+        weights = np.arange(mask_span, 0, -1)
+        weights = weights / weights.sum()  # P(length 1), ..., P(length N)
         self.span_cumulative = tf.constant(np.cumsum(weights)[:-1], tf.float32)
         # Spans overlap: a token stays unmasked only if no start k tokens before it has a length > k.
         reaches = 1 - np.concatenate([[0], np.cumsum(weights)[:-1]])  # P(length > k), k = 0 .. N-1
@@ -43,14 +44,14 @@ class Masker:
     def choose(self, token_ids, seed):
         """The positions to predict: single tokens, or spans of up to mask_span tokens (maskable ones only)."""
         shape, maskable = tf.shape(token_ids), tf.gather(self.maskable, token_ids)
-        if self.span_cumulative.shape[0] == 0:
+        if self.mask_span == 1:
             return maskable & (tf.random.stateless_uniform(shape, seed) < self.mask_rate)
         start_seed, length_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         starts = maskable & (tf.random.stateless_uniform(shape, start_seed) < self.span_start_rate)
         draw = tf.random.stateless_uniform(shape, length_seed)
         lengths = 1 + tf.reduce_sum(tf.cast(draw[..., None] >= self.span_cumulative, tf.int32), -1)
         chosen = tf.zeros_like(starts)
-        for offset in range(self.span_cumulative.shape[0] + 1):  # a start covers `length` tokens from itself on
+        for offset in range(self.mask_span):  # a start covers `length` tokens from itself on
             covers = starts & (lengths > offset)
             chosen |= tf.pad(covers, [[0, 0], [offset, 0]])[:, :shape[1]]
         return chosen & maskable
