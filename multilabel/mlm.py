@@ -36,9 +36,10 @@ class Masker:
         self.mask_rate, self.mask_span = mask_rate, mask_span
         weights = np.arange(mask_span, 0, -1)
         weights = weights / weights.sum()  # P(length 1), ..., P(length N)
-        self.span_cumulative = tf.constant(np.cumsum(weights)[:-1], tf.float32)
+        shorter = np.cumsum(weights)[:-1]  # P(length <= k), k = 1 .. N-1
+        self.span_cumulative = tf.constant(shorter, tf.float32)
         # Spans overlap: a token stays unmasked only if no start k tokens before it has a length > k.
-        reaches = 1 - np.concatenate([[0], np.cumsum(weights)[:-1]])  # P(length > k), k = 0 .. N-1
+        reaches = 1 - np.concatenate([[0], shorter])  # P(length > k), k = 0 .. N-1
         self.span_start_rate = scipy.optimize.brentq(lambda rate: 1 - np.prod(1 - rate * reaches) - mask_rate, 0, 1)
 
     def choose(self, token_ids, seed):
