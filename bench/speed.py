@@ -68,8 +68,9 @@ def matmul_gflops(size):
 def encoder_flops(model, lengths):
     """Multiply-add FLOPs of a forward pass over texts of `lengths` tokens, padding excluded:
     2 per weight of every matmul kernel per token, plus the attention products (QK^T and
-    attention x V: 4 T^2 H per layer)."""
-    kernels = [w for w in model.weights if len(w.shape) == 2 and 'Embedding' not in w.name]
+    attention x V: 4 T^2 H per layer). Trainable kernels only: an n-gram side's table
+    (train.py --ngram-blend) is fixed and read by gathers, a few per token, not multiplied."""
+    kernels = [w for w in model.trainable_weights if len(w.shape) == 2 and 'Embedding' not in w.name]
     per_token = 2 * sum(int(np.prod(w.shape)) for w in kernels)
     attention_layers = sum(1 for layer in model.layers if type(layer).__name__ == 'MultiHeadAttention')
     hidden = model.get_layer('Embedding-Token').output_dim

@@ -2,11 +2,13 @@
 the served graph, the choice of beta, and the blended Keras model."""
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
 
 import config
+from conftest import ROOT
 from multilabel import ngram
 from test_model import tiny_classifier
 
@@ -184,6 +186,10 @@ def test_a_blended_folder_scores_the_transformer_plus_beta_times_the_margins(tra
     np.testing.assert_allclose(inference.model_logits(blended.transformer, ids), inference.model_logits(alone.model, ids),
                                rtol=1e-6, atol=1e-6)
     assert blended.transformer is not blended.model and alone.transformer is alone.model
+    # bench/speed.py counts the transformer's matmuls, not the side's table as if it were one
+    sys.path.insert(0, os.path.join(ROOT, 'bench'))
+    import speed
+    assert speed.encoder_flops(blended.model, [7, 20]) == speed.encoder_flops(alone.model, [7, 20]) > 0
     # int8 converts the blended graph with TFLite's builtin ops and decides as float32 does on most labels
     int8 = predict.Classifier(folder, precision='int8')
     assert (int8.predict_batch(TEXTS)[0] == blended.predict_batch(TEXTS)[0]).mean() > 0.9
