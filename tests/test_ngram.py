@@ -2,7 +2,6 @@
 the served graph, the choice of beta, and the blended Keras model."""
 import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -166,7 +165,7 @@ def sample_side(folder):
     return ngram.fit(ids, loader.multi_hot(samples, labels), ngram.special_ids(tokenizer)), tokenizer
 
 
-def test_a_blended_folder_scores_the_transformer_plus_beta_times_the_margins(trained, tmp_path):
+def test_a_blended_folder_scores_the_transformer_plus_beta_times_the_margins(trained, tmp_path, monkeypatch):
     import loader
     import predict
     from multilabel import calibration
@@ -187,7 +186,7 @@ def test_a_blended_folder_scores_the_transformer_plus_beta_times_the_margins(tra
                                rtol=1e-6, atol=1e-6)
     assert blended.transformer is not blended.model and alone.transformer is alone.model
     # bench/speed.py counts the transformer's matmuls, not the side's table as if it were one
-    sys.path.insert(0, os.path.join(ROOT, 'bench'))
+    monkeypatch.syspath_prepend(os.path.join(ROOT, 'bench'))
     import speed
     assert speed.encoder_flops(blended.model, [7, 20]) == speed.encoder_flops(alone.model, [7, 20]) > 0
     # int8 converts the blended graph with TFLite's builtin ops and decides as float32 does on most labels
