@@ -193,6 +193,10 @@ class LaterFineTuningSettings:
                                       "adds this times the symmetric KL divergence of the two passes' scores "
                                       '(averaged over labels, as the loss is); doubles the cost of a step; 0 disables '
                                       'R-Drop', limit=(lambda v: v >= 0, '0 (off) or more'))
+    joined_share: float = setting(0.0, 'add this share of extra training samples, each two training texts joined '
+                                       "into one and labelled with both texts' labels (pairs that would pass maxlen "
+                                       'tokens are skipped), drawn once with --seed; 0 disables it',
+                                  limit=(lambda v: v >= 0, '0 (off) or more'))
 
 
 @dataclass

@@ -113,6 +113,25 @@ def multi_hot(samples, labels):
     return binarizer.fit_transform([[l for l in s.labels if l in known] for s in samples]).astype('float32')
 
 
+def joined_pairs(token_ids, targets, share, maxlen, seed):
+    """(token_ids, targets) of extra training samples: two training texts joined into one, labelled
+    with both texts' labels (for soft targets, the chance that either holds: 1 - (1-a)(1-b)).
+
+    Most texts of a corpus like DuEE carry one label, and a model that learns from them tends to
+    name one event where a text states two; joined pairs show it texts with two stated events and
+    both labelled. About share x len(token_ids) pairs are drawn at random with `seed`; a pair
+    longer than maxlen tokens is skipped rather than cut, since a cut would lose the second text.
+    """
+    rng = np.random.default_rng(seed)
+    wanted, count = int(round(len(token_ids) * share)), len(token_ids)
+    pairs = rng.integers(count, size=(4 * wanted, 2)) if count > 1 else np.zeros((0, 2), 'int64')
+    fitting = [(a, b) for a, b in pairs if a != b and len(token_ids[a]) + len(token_ids[b]) - 2 <= maxlen]
+    fitting = fitting[:wanted]
+    joined = [token_ids[a][:-1] + token_ids[b][1:] for a, b in fitting]  # [CLS] a b [SEP]
+    first, second = (targets[[pair[i] for pair in fitting]] for i in (0, 1))
+    return joined, (1 - (1 - first) * (1 - second)).astype(targets.dtype)
+
+
 def load_tokenizer(vocab_path):
     # RoFormer-v2 char vocabularies are lower-case.
     return Tokenizer(load_vocab(vocab_path), do_lower_case=True)

@@ -72,7 +72,7 @@ def parse_args(argv=None):
                         help=f'write TensorBoard logs to DIR (default DIR: WEIGHTS/{path.TENSORBOARD_DIR}); '
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
-                     'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'threshold', 'top1_fallback', 'patience',
+                     'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'joined_share', 'threshold', 'top1_fallback', 'patience',
                      'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
                      'tune_thresholds', 'ngram_blend', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
                      'precision', 'budget_decay')
@@ -211,6 +211,12 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
         logits = teacher_lib.teacher_logits(args.teacher, [s.text for s in train_samples], train_targets, labels,
                                             cfg.tfidf_beta, cfg.seed)
         learned_targets = teacher_lib.soft_targets(train_targets, logits, cfg.teacher_weight)
+    fit_ids, fit_targets = train_ids, learned_targets  # what the batches hold; the n-gram side fits the texts alone
+    if cfg.joined_share:
+        joined_ids, joined_targets = loader.joined_pairs(train_ids, learned_targets, cfg.joined_share, cfg.maxlen,
+                                                         cfg.seed)
+        print(f'joined pairs: {len(joined_ids)} extra training samples of two texts each')
+        fit_ids, fit_targets = train_ids + joined_ids, np.concatenate([learned_targets, joined_targets])
     valid_targets = loader.multi_hot(valid_samples, labels).astype('int32')
     pos_weights = model_lib.positive_weights(cfg.pos_weight, labels, train_targets, cfg.pos_weight_cap)
     pos_weights_path = os.path.join(out_dir, path.POS_WEIGHTS_NAME)
@@ -263,10 +269,10 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
     if run.finished(cfg.epochs, cfg.patience, args.time_budget):
         print('this run had already finished')
     else:
-        train_data = loader.make_dataset(train_ids, learned_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
+        train_data = loader.make_dataset(fit_ids, fit_targets, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                          first_epoch=run.epoch, epochs=cfg.epochs,
                                          group_by_length=cfg.group_by_length)
-        steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
+        steps = loader.batches_per_epoch(len(fit_ids), cfg.batch_size)
         # First: the others see its val_exact_match and the learning rates.
         optimizer = model_lib.ema_optimizer(classifier)
         callbacks = run.callbacks(cfg.epochs, steps, evaluate, save_best, cfg.patience, args.time_budget, ema=optimizer,

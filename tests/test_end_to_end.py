@@ -141,3 +141,14 @@ def test_missing_weights_folder_says_to_train_first(tmp_path):
 def test_every_script_has_help(script):
     result = subprocess.run([sys.executable, *script.split(), '--help'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'usage:' in result.stdout
+
+
+def test_joined_pairs_join_the_batches_and_training_runs(tiny_pretrained, tmp_path):
+    flags = ('--pretrained', tiny_pretrained, '--epochs', '1', '--maxlen', '48', '--max-samples', '80')
+    result = run_script('train.py', *flags, '--weights', str(tmp_path / 'w'), '--joined-share', '0.5')
+    assert result.returncode == 0, result.stderr
+    joined = int(re.search(r'^joined pairs: (\d+) extra training samples', result.stdout, re.M).group(1))
+    assert 20 <= joined <= 40  # half of the 72 training lines, less the pairs longer than 48 tokens
+    assert os.path.exists(tmp_path / 'w' / path.WEIGHTS_NAME)
+    bad = run_script('train.py', *flags, '--weights', str(tmp_path / 'bad'), '--joined-share', '-1')
+    assert bad.returncode != 0 and '--joined-share' in bad.stderr and not os.path.exists(tmp_path / 'bad')

@@ -134,3 +134,26 @@ def test_group_by_length_keeps_every_text_once_and_pads_less():
     assert grouped[0].tolist() != grouped[26].tolist()  # each epoch its own order
     resumed = epochs(4, first_epoch=1)  # a resumed run sees the unbroken run's second epoch
     assert all((a == b).all() for a, b in zip(resumed, grouped[26:]))
+
+
+def test_joined_pairs_are_two_training_texts_with_both_label_sets_within_maxlen():
+    token_ids = [[2] + [10 + i] * (i + 1) + [3] for i in range(12)]  # text i: i+1 tokens of id 10+i
+    targets = np.eye(12, dtype='float32')
+    joined, joined_targets = loader.joined_pairs(token_ids, targets, share=0.5, maxlen=30, seed=3)
+    assert len(joined) == 6 and joined_targets.shape == (6, 12) and joined_targets.dtype == np.float32
+    for ids, row in zip(joined, joined_targets):
+        assert ids[0] == 2 and ids[-1] == 3 and 2 not in ids[1:] and 3 not in ids[:-1] and len(ids) <= 30
+        first, second = ids[1] - 10, ids[-2] - 10
+        assert first != second and ids[1:-1] == [10 + first] * (first + 1) + [10 + second] * (second + 1)
+        np.testing.assert_array_equal(row, targets[first] + targets[second])
+    again = loader.joined_pairs(token_ids, targets, share=0.5, maxlen=30, seed=3)
+    assert again[0] == joined and loader.joined_pairs(token_ids, targets, 0.5, 30, seed=4)[0] != joined
+
+
+def test_joined_pairs_join_soft_targets_as_either_label_holding_and_skip_what_does_not_fit():
+    token_ids = [[2, 5, 3], [2, 6, 3], [2] + [7] * 20 + [3]]
+    targets = np.array([[0.5, 0.0], [0.5, 1.0], [1.0, 1.0]], dtype='float32')
+    joined, joined_targets = loader.joined_pairs(token_ids, targets, share=10, maxlen=6, seed=0)
+    assert joined and all(ids in ([2, 5, 6, 3], [2, 6, 5, 3]) for ids in joined)  # the long text never fits
+    np.testing.assert_allclose(joined_targets, [[0.75, 1.0]] * len(joined))
+    assert loader.joined_pairs(token_ids, targets, share=0, maxlen=6, seed=0)[0] == []
