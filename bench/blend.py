@@ -83,6 +83,14 @@ def main(argv=None):
     beta, exact = inference.blend_weight(valid_logits, valid_margins, valid_targets)
     test_logits, test_margins, test_targets = both_scores(test_samples)
 
+    # Most texts carry one label; a text with several is where a model tends to name one too few.
+    several = valid_targets.sum(axis=1) > 1
+    right = {'alone': (inference.decide(valid_logits, 0.0) == valid_targets).all(axis=1),
+             'blend': (inference.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1)}
+    by_label_count = {system: {'one_label': round(float(hits[~several].mean()), 4),
+                               'several_labels': round(float(hits[several].mean()), 4) if several.any() else None}
+                      for system, hits in right.items()}
+
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     if args.row not in results['systems']:
         raise config.InputError(f'--row {args.row}: no such system in {args.out}')
@@ -94,6 +102,7 @@ def main(argv=None):
     row.update(side=args.side, beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
                best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
                side_alone_validation_exact_match=side_alone['validation'], side_alone_exact_match=side_alone['test'],
+               validation_exact_match_by_label_count=by_label_count, validation_texts_with_several_labels=int(several.sum()),
                weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),
                **benchlib.provenance('bench/blend.py', argv))
     results['systems'][args.name] = row
@@ -103,6 +112,9 @@ def main(argv=None):
     for b in ngram.BETAS:
         print(f'{b:>6g}{exact[b]:>18.4f}' + ('  <- chosen' if b == beta else ''))
     print(f'the side alone: validation exact {side_alone["validation"]:.4f}, test exact {side_alone["test"]:.4f}')
+    for system, split in by_label_count.items():
+        print(f'validation exact, {system}: {split["one_label"]:.4f} on the texts with one label, '
+              f'{split["several_labels"]} on the {int(several.sum())} with several')
     print(f'\ntest, beta {beta:g}: exact {row["exact_match"]:.4f}, micro {row["micro_f1"]:.4f}, '
           f'macro {row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}; written: {args.out}')
     return row

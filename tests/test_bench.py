@@ -49,6 +49,13 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
     assert 0.0 <= blend['exact_match'] <= 1.0 and '<- chosen' in stdout
     assert blend['side_alone_exact_match'] == systems['tfidf_linearsvc']['exact_match']  # the side alone is the peer
     assert 0.0 <= blend['side_alone_validation_exact_match'] <= 1.0 and 'the side alone' in stdout
+    # The validation texts with one label and those with several, apart: together, the whole split of 36.
+    several, parts = blend['validation_texts_with_several_labels'], blend['validation_exact_match_by_label_count']
+    assert 0 < several < 36 and 'with several' in stdout
+    for system, whole in (('alone', blend['validation_exact_match_by_beta']['0.0']),
+                          ('blend', blend['best_validation_exact_match'])):
+        mixed = (parts[system]['one_label'] * (36 - several) + parts[system]['several_labels'] * several) / 36
+        assert mixed == pytest.approx(whole, abs=1e-3), system
     # train.py --ngram-blend's side, on the token n-grams: the same rule
     run_bench('blend.py', '--weights', str(tmp_path / 'weights'), '--row', 'tiny', '--data', str(data),
               '--out', str(out), '--side', 'ngram')
