@@ -123,7 +123,8 @@ def joined_pairs(token_ids, targets, share, maxlen, seed):
     longer than maxlen tokens is skipped rather than cut, since a cut would lose the second text.
     """
     rng = np.random.default_rng(seed)
-    wanted, count = int(round(len(token_ids) * share)), len(token_ids)
+    count = len(token_ids)
+    wanted = int(round(count * share))
     pairs = rng.integers(count, size=(4 * wanted, 2)) if count > 1 else np.zeros((0, 2), 'int64')
     fitting = [(a, b) for a, b in pairs if a != b and len(token_ids[a]) + len(token_ids[b]) - 2 <= maxlen]
     fitting = fitting[:wanted]

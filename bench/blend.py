@@ -85,11 +85,14 @@ def main(argv=None):
 
     # Most texts carry one label; a text with several is where a model tends to name one too few.
     several = valid_targets.sum(axis=1) > 1
-    right = {'alone': (inference.decide(valid_logits, 0.0) == valid_targets).all(axis=1),
-             'blend': (inference.decide(valid_logits + beta * valid_margins, 0.0) == valid_targets).all(axis=1)}
-    by_label_count = {system: {'one_label': round(float(hits[~several].mean()), 4),
-                               'several_labels': round(float(hits[several].mean()), 4) if several.any() else None}
-                      for system, hits in right.items()}
+    several_count = int(several.sum())
+
+    def exact_on(scores, texts):
+        return accuracy.scores_of(valid_targets[texts], inference.decide(scores[texts], 0.0), 0.0)['exact_match']
+
+    by_label_count = {system: {'one_label': exact_on(scores, ~several),
+                               'several_labels': exact_on(scores, several) if several_count else None}
+                      for system, scores in (('alone', valid_logits), ('blend', valid_logits + beta * valid_margins))}
 
     results = path.read_json(args.out) if os.path.exists(args.out) else {'systems': {}}
     if args.row not in results['systems']:
@@ -102,7 +105,7 @@ def main(argv=None):
     row.update(side=args.side, beta=beta, validation_exact_match_by_beta={str(b): round(e, 4) for b, e in exact.items()},
                best_validation_exact_match=round(exact[beta], 4), peer_seconds=round(peer_seconds, 3),
                side_alone_validation_exact_match=side_alone['validation'], side_alone_exact_match=side_alone['test'],
-               validation_exact_match_by_label_count=by_label_count, validation_texts_with_several_labels=int(several.sum()),
+               validation_exact_match_by_label_count=by_label_count, validation_texts_with_several_labels=several_count,
                weights=os.path.relpath(args.weights, ROOT), test_samples=len(test_samples),
                **benchlib.provenance('bench/blend.py', argv))
     results['systems'][args.name] = row
@@ -114,7 +117,7 @@ def main(argv=None):
     print(f'the side alone: validation exact {side_alone["validation"]:.4f}, test exact {side_alone["test"]:.4f}')
     for system, split in by_label_count.items():
         print(f'validation exact, {system}: {split["one_label"]:.4f} on the texts with one label, '
-              f'{split["several_labels"]} on the {int(several.sum())} with several')
+              f'{split["several_labels"]} on the {several_count} with several')
     print(f'\ntest, beta {beta:g}: exact {row["exact_match"]:.4f}, micro {row["micro_f1"]:.4f}, '
           f'macro {row["macro_f1"]:.4f}, samples {row["samples_f1"]:.4f}; written: {args.out}')
     return row
