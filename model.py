@@ -188,7 +188,9 @@ def _seed_cnn_features(sequence, cls_vector, token_ids):
     Padding never counts: its vectors are zeroed before the convolutions (as the zero
     padding of a shorter batch would be) and its positions never win the max.
     """
-    is_padding = keras.layers.Lambda(lambda ids: tf.equal(ids, 0)[:, :, None], name=HEAD_PREFIX + 'PaddingMask')(token_ids)
+    # expand_dims, not [:, :, None]: the int8 (TFLite) converter cannot slice a bool tensor.
+    is_padding = keras.layers.Lambda(lambda ids: tf.expand_dims(tf.equal(ids, 0), -1),
+                                     name=HEAD_PREFIX + 'PaddingMask')(token_ids)
     sequence = keras.layers.Lambda(lambda args: tf.where(args[1], tf.zeros_like(args[0]), args[0]),
                                    name=HEAD_PREFIX + 'ZeroPadding')([sequence, is_padding])
     pooled = [cls_vector]

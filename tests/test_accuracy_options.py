@@ -111,3 +111,7 @@ def test_time_budget_closes_the_epoch_under_way_and_keeps_the_best_weights(tiny_
     assert path.read_json(str(tmp_path / path.META_NAME))['head'] == 'cnn'
     classifier = predict.Classifier(str(tmp_path))  # rebuilds the CNN head from model.json
     assert classifier.model.get_layer('Head-Conv5') is not None
+    # The served precisions take the CNN head too: the int8 converter has no bool slicing.
+    texts = ['青岛地铁施工段坍塌致3人遇难', '短', '青岛' * 40]
+    int8 = predict.Classifier(str(tmp_path), precision='int8')
+    np.testing.assert_allclose(int8.scores(texts), classifier.scores(texts), atol=0.05)
