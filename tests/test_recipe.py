@@ -235,6 +235,7 @@ def test_the_shipped_recipes_are_the_commands_they_stand_for():
             args.patience, args.precision, args.group_by_length, args.fgm_epsilon, args.time_budget, args.budget_decay,
             args.ngram_blend) == (128, 32, 1e-4, 1e-3, 0.99, 50, 5, 'auto', 50, 0.5, 35, False, True)
     assert (args.train, args.pretrained) == ('data/multi-classification-train.txt', 'weights/self-pretrained')
+    assert args.head == 'cnn'
     assert evaluation == ['--input', 'data/multi-classification-test.txt', '--weights', 'weights/self']
 
 
