@@ -86,6 +86,15 @@ def test_accuracy_bench_scores_ours_and_the_peer_on_the_same_test_file(tiny_pret
                        '--out', str(tmp_path / 'curve.png'))
     assert (tmp_path / 'curve.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert [line.split()[0] for line in stdout.splitlines()[1:3]] == ['tiny', 'tiny+tfidf']
+    # Two recipes as two lines, each named; a --label without its --rows is a one-line error.
+    stdout = run_bench('curve.py', '--rows', 'tiny', '--label', 'one', '--rows', 'tiny+tfidf', '--label', 'two',
+                       '--results', str(out), '--out', str(tmp_path / 'two.png'))
+    assert [line.split()[0] for line in stdout.splitlines()[1:3]] == ['tiny', 'tiny+tfidf']
+    assert (tmp_path / 'two.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    refused = run_script(os.path.join('bench', 'curve.py'), '--rows', 'tiny', '--label', 'one', '--label', 'two',
+                         '--results', str(out), '--out', str(tmp_path / 'three.png'))
+    assert refused.returncode == 2 and '--label: 2 given for 1 --rows lines' in refused.stderr.splitlines()[-1]
+    assert not (tmp_path / 'three.png').exists()
 
 
 def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_path):
