@@ -3,6 +3,7 @@
     python main.py recipe configs/demo.toml --out weights/demo
     python main.py recipe configs/self-pretrained.toml --out weights/self-pretrained \\
         --input ../shared/data/multi-classification-train.txt --test ../shared/data/multi-classification-test.txt
+    python main.py recipe configs/self-pretrained.toml --out weights/few-labels --input mine.txt --set train.head=cls
     python main.py recipe --help
 
 A recipe is a TOML file with one section per command, each key one of its flags with
@@ -16,6 +17,8 @@ underscores (config.py, `--config`). The stages, each the command's own `main`:
 
 --out names both folders and --input replaces the training file of both training stages,
 --test the test file, --seed the seed of both (the validation split and the initialisation).
+--set SECTION.KEY=VALUE changes one key of the file for this run, as if the file said it
+(`--set train.head=cls`; VALUE is read as TOML, or as a string when it is not), without a copy of it.
 Every section is checked against its command's flags before anything runs: a bad key or value
 is one line naming the file and the key.
 
@@ -30,6 +33,7 @@ import argparse
 import os
 import shlex
 import time
+import tomllib
 
 import config
 import evaluate
@@ -60,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, metavar='N',
                         help="seed of both training stages: the validation split, the masking, the head's "
                              "initialisation (default: the recipe's, else each command's default)")
+    parser.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                        help="one key of the recipe for this run, as if the file said it: train.head=cls, "
+                             "pretrain.time_budget=60 (VALUE read as TOML, else as a string); repeat for more")
     args = parser.parse_args(argv)
     if args.data and not os.path.isdir(args.data):
         args.input = args.input or args.data  # --data FILE: the training file, as recipes read it before --input
@@ -96,6 +103,9 @@ def plan(args):
         raise config.InputError(f'{args.recipe}: no [train] section (a recipe fine-tunes a model)')
     parsers = {name: config.parser_of(module.parse_args) for name, module in modules.items()}
     values = {name: config.recipe_section(parsers[name], args.recipe, name) for name in modules}
+    for item in args.set:
+        name, key, value = changed_key(parsers, item, recipe)
+        values[name][key] = value
     pretraining, training, evaluation = values['pretrain'], values['train'], values['evaluate']
     if args.input:
         training.pop('data', None)
@@ -122,6 +132,27 @@ def plan(args):
         training['pretrained'] = pretrained
     stages.append(('train', train, flags_of(parsers['train'], training) + ['--weights', out], out))
     return stages, flags_of(parsers['evaluate'], evaluation) + ['--weights', out]
+
+
+def changed_key(parsers, item, recipe):
+    """(section, dest, value) of one --set SECTION.KEY=VALUE, checked like a key of the file."""
+    where = f'--set {item}'
+    name, dot, rest = item.partition('.')
+    key, equals, text = rest.partition('=')
+    key = key.strip().replace('-', '_')
+    if not (dot and equals and key) or name not in parsers:
+        raise config.InputError(f'{where}: expected SECTION.KEY=VALUE, SECTION one of {", ".join(parsers)}')
+    if name == 'pretrain' and name not in recipe:
+        raise config.InputError(f'{where}: the recipe has no [pretrain] section: it fine-tunes a checkpoint it '
+                                'does not write')
+    keys = config.recipe_keys(parsers[name])
+    if key not in keys:
+        raise config.InputError(f'{where}: {name}.py has no flag --{key.replace("_", "-")}')
+    try:
+        value = tomllib.loads(f'value = {text}')['value']
+    except tomllib.TOMLDecodeError:
+        value = text  # train.head=cls: a bare word is the string
+    return name, keys[key].dest, config.recipe_value(keys[key], value, where)
 
 
 def read_the_training_file(pretraining, training, data):

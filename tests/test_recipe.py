@@ -211,6 +211,41 @@ def stage_flags(name, out):
     return {stage: flags for stage, _, flags, _ in stages}, evaluation
 
 
+def test_set_changes_one_key_of_the_recipe_for_this_run(tmp_path):
+    out = str(tmp_path / 'few-labels')
+    file = os.path.join(ROOT, 'configs', 'self-pretrained.toml')
+    stages, _ = recipe.plan(recipe.parse_args([file, '--out', out, '--set', 'train.head=cls',
+                                               '--set', 'train.encoder-lr=3e-4', '--set', 'pretrain.time_budget=60']))
+    changed = {stage: flags for stage, _, flags, _ in stages}
+    plain, _ = stage_flags('self-pretrained.toml', out)
+    args, before = train.parse_args(changed['train']), train.parse_args(plain['train'])
+    assert (args.head, args.encoder_lr, before.head, before.encoder_lr) == ('cls', 3e-4, 'cnn', 1e-4)
+    assert vars(args) == {**vars(before), 'head': 'cls', 'encoder_lr': 3e-4}  # nothing else moved
+    assert pretrain.parse_args(changed['pretrain']).time_budget == 60
+    assert pretrain.parse_args(plain['pretrain']).time_budget == 44
+
+
+BAD_SET = [
+    ('self-pretrained.toml', 'head=cls', '--set head=cls: expected SECTION.KEY=VALUE, SECTION one of pretrain, train, '
+                                         'evaluate'),
+    ('self-pretrained.toml', 'fine_tune.head=cls', '--set fine_tune.head=cls: expected SECTION.KEY=VALUE'),
+    ('self-pretrained.toml', 'train.head', '--set train.head: expected SECTION.KEY=VALUE'),
+    ('self-pretrained.toml', 'train.hed=cls', '--set train.hed=cls: train.py has no flag --hed'),
+    ('self-pretrained.toml', 'train.head=rnn', "--set train.head=rnn: must be one of cls, cnn, not 'rnn'"),
+    ('self-pretrained.toml', 'train.epochs=many', "--set train.epochs=many: must be a whole number, not 'many'"),
+    ('demo.toml', 'pretrain.epochs=3', '--set pretrain.epochs=3: the recipe has no [pretrain] section'),
+]
+
+
+@pytest.mark.parametrize('name, item, message', BAD_SET, ids=[item for _, item, _ in BAD_SET])
+def test_a_bad_set_is_one_line_naming_it(tmp_path, name, item, message):
+    args = recipe.parse_args([os.path.join(ROOT, 'configs', name), '--out', str(tmp_path / 'out'), '--set', item])
+    with pytest.raises(config.InputError) as error:
+        recipe.plan(args)
+    assert str(error.value).startswith(message) and '\n' not in str(error.value)
+    assert not (tmp_path / 'out').exists()
+
+
 def test_the_shipped_recipes_are_the_commands_they_stand_for():
     stages, evaluation = stage_flags('demo.toml', 'weights/demo')
     args = train.parse_args(stages['train'])  # the flags `make demo` trained with before it named the file
