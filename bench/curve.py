@@ -79,7 +79,7 @@ def main(argv=None):
     axes.set_xlabel('training minutes on 2 CPU cores (pretraining + fine-tuning)')
     axes.set_ylabel('test exact match')
     axes.grid(alpha=0.3)
-    axes.legend(loc='lower right', fontsize=8)
+    axes.legend(loc='best', fontsize=8)
     figure.tight_layout()
     path.atomic_write(args.out, lambda temporary: figure.savefig(temporary))
     print(f'written: {args.out}')
