@@ -545,14 +545,20 @@ def recipe_section(parser, file, section):
     """{dest: value} that the recipe `file`'s [section] gives `parser`'s flags, each value checked
     as the flag's text would be; InputError `FILE: [section] key: reason` for a key no flag has
     or a value of the wrong type, out of range or not among the choices."""
-    keys = recipe_keys(parser)
     values = {}
     for key, value in read_recipe(file).get(section, {}).items():
-        where = f'{file}: [{section}] {key}'
-        if key not in keys:
-            raise InputError(f'{where}: {section}.py has no flag --{key.replace("_", "-")}')
-        values[keys[key].dest] = recipe_value(keys[key], value, where)
+        dest, checked = recipe_entry(parser, section, key, value, f'{file}: [{section}] {key}')
+        values[dest] = checked
     return values
+
+
+def recipe_entry(parser, section, key, value, where):
+    """(dest, checked value) of one recipe key of [section] for `parser`'s flags (a key of the file, or
+    main.py recipe --set); InputError `where: reason` for a key no flag has or a value recipe_value refuses."""
+    keys = recipe_keys(parser)
+    if key not in keys:
+        raise InputError(f'{where}: {section}.py has no flag --{key.replace("_", "-")}')
+    return keys[key].dest, recipe_value(keys[key], value, where)
 
 
 def recipe_value(action, value, where):

@@ -145,14 +145,11 @@ def changed_key(parsers, item, recipe):
     if name == 'pretrain' and name not in recipe:
         raise config.InputError(f'{where}: the recipe has no [pretrain] section: it fine-tunes a checkpoint it '
                                 'does not write')
-    keys = config.recipe_keys(parsers[name])
-    if key not in keys:
-        raise config.InputError(f'{where}: {name}.py has no flag --{key.replace("_", "-")}')
     try:
         value = tomllib.loads(f'value = {text}')['value']
     except tomllib.TOMLDecodeError:
         value = text  # train.head=cls: a bare word is the string
-    return name, keys[key].dest, config.recipe_value(keys[key], value, where)
+    return (name, *config.recipe_entry(parsers[name], name, key, value, where))
 
 
 def read_the_training_file(pretraining, training, data):
