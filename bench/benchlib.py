@@ -14,6 +14,8 @@ import path  # the scripts put the repository on sys.path before they import thi
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(ROOT, '..', 'shared', 'data')  # the real corpus beside the clone, never committed
 SHARED_TEST = path.corpus_test(SHARED_DATA)
+# the test file of the scripts that only predict: the real corpus's when it is there, else the bundled sample's
+DEFAULT_TEST = SHARED_TEST if os.path.exists(SHARED_TEST) else path.SAMPLE_TEST
 
 
 def describe():

@@ -31,7 +31,7 @@ RESULTS = os.path.join(ROOT, 'bench', 'results', 'faithfulness.json')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.DEFAULT_TEST,
                         help='labelled file (default: %(default)s)')
     parser.add_argument('--max-texts', type=int, help='only the first N texts of the file (default: all)')
     parser.add_argument('--k', type=int, default=explain.TOP_K, help='characters removed, 1 to K (default: %(default)s)')

@@ -45,7 +45,7 @@ RESULTS = os.path.join(ROOT, 'bench', 'results', 'inference.json')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weights', default=path.WEIGHTS_DIR, help='trained model folder (default: %(default)s)')
-    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.DEFAULT_TEST,
                         help='labelled file (default: %(default)s)')
     parser.add_argument('--repeats', type=int, default=3, help='timed passes per path (default: %(default)s)')
     parser.add_argument('--matmul-size', type=int, default=2048, help='(default: %(default)s)')

@@ -37,7 +37,7 @@ TRAIN_SHAPE = (32, 128)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--test', default=benchlib.SHARED_TEST if os.path.exists(benchlib.SHARED_TEST) else path.SAMPLE_TEST,
+    parser.add_argument('--test', default=benchlib.DEFAULT_TEST,
                         help='labelled file whose texts are predicted (default: %(default)s)')
     parser.add_argument('--pretrained', default=path.pretrained_dir('small'), help='architecture to copy (default: %(default)s)')
     parser.add_argument('--texts', type=int, help='use only the first N texts (default: all)')
