@@ -25,9 +25,10 @@ is one line naming the file and the key.
 Resumable: run the same command again after an interruption (kill -9 included). OUT/recipe.json
 records the flags of each stage and whether it returned, so a finished stage is skipped and a
 cut one continues with --resume (with what is left of its time budget: the resume state counts
-the minutes already trained). A stage whose flags changed since (an edited recipe) starts
-afresh, and so does every stage after one that ran again. The folders must be new or empty,
-or those of an earlier run of a recipe.
+the minutes already trained). A stage whose settings changed since it ran (an edited recipe,
+another --set) is refused in one line, nothing replaced: --overwrite trains it again from
+scratch, with every started stage after it. The folders must be new or empty, or those of an
+earlier run of a recipe.
 """
 import argparse
 import os
@@ -64,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, metavar='N',
                         help="seed of both training stages: the validation split, the masking, the head's "
                              "initialisation (default: the recipe's, else each command's default)")
+    parser.add_argument('--overwrite', action='store_true',
+                        help='train again from scratch a stage whose settings changed since it ran (an edited '
+                             'recipe, another --set), replacing what it trained; without it such a stage is refused')
     parser.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
                         help="one key of the recipe for this run, as if the file said it: train.head=cls, "
                              "pretrain.time_budget=60 (VALUE read as TOML, else as a string); repeat for more")
@@ -171,16 +175,23 @@ def read_the_training_file(pretraining, training, data):
             pretraining.setdefault(key, training[key])
 
 
-def same_flags(module, earlier, flags):
-    """Whether the flags a stage ran with before give its command the settings `flags` give: a
-    flag renamed since then (its older name still an alias) is the same flag."""
-    if earlier is None or earlier == flags:
-        return earlier is not None
+def changed_settings(module, earlier, flags):
+    """The settings of its command that `flags` change against the flags a stage ran with before,
+    as "--flag: before -> now" ([] when none): a flag renamed since then (its older name still an
+    alias) is the same flag."""
+    if earlier == flags:
+        return []
+    if earlier is None:
+        return ['no record of its flags']
     parser = config.parser_of(module.parse_args)
     try:
-        return vars(parser.parse_args(earlier)) == vars(parser.parse_args(flags))
+        before = vars(parser.parse_args(earlier))
     except config.InputError:  # a flag the command no longer has
-        return False
+        return [f'flags it no longer has ({shlex.join(earlier)})']
+    now = vars(parser.parse_args(flags))
+    flag = {action.dest: config.long_flag(action) for action in parser._actions if action.option_strings}
+    return [f'{flag.get(dest, dest)}: {before.get(dest)!r} -> {value!r}' for dest, value in now.items()
+            if before.get(dest) != value]
 
 
 def read_record(out, folders):
@@ -196,22 +207,44 @@ def read_record(out, folders):
     return {}
 
 
+def decide(stages, record, overwrite):
+    """What each stage does, 'skip', 'resume', 'overwrite' or 'start', all decided before anything
+    runs. A stage that ran with other settings (an edited recipe, another --set) and left a
+    checkpoint or a resume state is trained again only with --overwrite, and so is every started
+    stage after one that runs again: without it the recipe refuses in one line, nothing replaced."""
+    actions, runs = [], False  # runs: a stage before this one trains, so this one's input changes
+    for stage, module, flags, folder in stages:
+        earlier = record.get(stage, {})
+        finished = all(os.path.exists(os.path.join(folder, name)) for name in FINISHED[stage])
+        started = finished or os.path.exists(path.resume_state_file(folder))
+        changes = ['an earlier stage trains again'] if runs else changed_settings(module, earlier.get('flags'), flags)
+        if not changes and earlier.get('finished') and finished:
+            action = 'skip'
+        elif not started:
+            action = 'start'
+        elif not changes:
+            action = 'resume'
+        elif overwrite:
+            action = 'overwrite'
+        else:
+            raise config.InputError(f'{folder}: [{stage}] ran with other settings ({"; ".join(changes)}); run the '
+                                    'command it ran with to resume it, or add --overwrite to train it again')
+        actions.append(action)
+        runs = runs or action != 'skip'
+    return actions
+
+
 def main(argv=None):
     args = parse_args(argv)
     stages, evaluation = plan(args)
     out = os.path.normpath(args.out)
     record_path = os.path.join(out, RECORD_NAME)
     record = read_record(out, [folder for *_, folder in stages])
-    ran = False  # a stage ran again: the stages after it start afresh
-    for stage, module, flags, folder in stages:
-        earlier = record.get(stage, {})
-        finished = all(os.path.exists(os.path.join(folder, name)) for name in FINISHED[stage])
-        same = not ran and same_flags(module, earlier.get('flags'), flags)
-        if same and earlier.get('finished') and finished:
+    for (stage, module, flags, folder), action in zip(stages, decide(stages, record, args.overwrite)):
+        if action == 'skip':
             print(f'recipe: {stage}: skipped, finished in {folder}', flush=True)
             continue
-        started = finished or os.path.exists(path.resume_state_file(folder))
-        extra = ['--resume'] if started and same else ['--overwrite'] if started else []
+        extra = {'resume': ['--resume'], 'overwrite': ['--overwrite'], 'start': []}[action]
         print(f'recipe: main.py {stage} {shlex.join(flags + extra)}', flush=True)
         record[stage] = {'flags': flags, 'finished': False}
         path.write_json(record_path, record)  # before the stage: the folders are this recipe's from now on
@@ -219,7 +252,6 @@ def main(argv=None):
         module.main(flags + extra)
         record[stage].update(finished=True, seconds=round(time.perf_counter() - start, 1))
         path.write_json(record_path, record)
-        ran = True
     # Evaluation writes only its report: it runs every time, so every run ends with the scores.
     print(f'recipe: main.py evaluate {shlex.join(evaluation)}', flush=True)
     return evaluate.main(evaluation)

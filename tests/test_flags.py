@@ -24,11 +24,11 @@ def test_a_recipe_of_the_older_keys_still_reads(tmp_path):
 
 
 def test_a_stage_recorded_with_the_older_names_is_the_same_stage():
-    assert recipe.same_flags(train, ['--train', 'a.txt', '--precision', 'mixed_bfloat16'],
-                             ['--input', 'a.txt', '--precision', 'bfloat16'])
-    assert not recipe.same_flags(train, ['--train', 'a.txt'], ['--input', 'b.txt'])
-    assert not recipe.same_flags(train, ['--no-such-flag'], ['--input', 'a.txt'])
-    assert not recipe.same_flags(train, None, [])
+    assert not recipe.changed_settings(train, ['--train', 'a.txt', '--precision', 'mixed_bfloat16'],
+                                       ['--input', 'a.txt', '--precision', 'bfloat16'])
+    assert recipe.changed_settings(train, ['--train', 'a.txt'], ['--input', 'b.txt']) == ["--input: 'a.txt' -> 'b.txt'"]
+    assert recipe.changed_settings(train, ['--no-such-flag'], ['--input', 'a.txt'])
+    assert recipe.changed_settings(train, None, [])
 
 
 def test_the_recipe_writes_a_precision_as_help_spells_it(tmp_path):

@@ -131,6 +131,34 @@ def test_killed_in_fine_tuning_it_skips_the_pretraining_and_resumes(tiny_pretrai
     assert 'exact-match accuracy: ' in printed
 
 
+def test_a_stage_whose_settings_changed_is_refused_unless_overwrite(tiny_pretrained, tmp_path, capsys):
+    """Run again with another --set (or an edited file), a finished stage would be trained again:
+    refused in one line naming its folder and the setting, nothing replaced; --overwrite retrains."""
+    file = write_recipe(tmp_path, tiny_pretrained, epochs=1, extra='max_samples = 120')
+    out = str(tmp_path / 'model')
+    run_recipe(capsys, file, '--out', out)
+    written = [os.path.join(out, path.WEIGHTS_NAME), os.path.join(out, recipe.RECORD_NAME),
+               os.path.join(out + '-pretrained', path.CHECKPOINT_NAME + '.index')]
+    before = [(os.stat(f).st_mtime_ns, digest(f)) for f in written]
+    for item, folder in (('train.epochs=2', out), ('pretrain.epochs=2', out + '-pretrained')):
+        with pytest.raises(SystemExit) as refused:
+            config.run_main(lambda: recipe.main([file, '--out', out, '--set', item]))
+        message = refused.value.code
+        assert message.startswith(f'error: {folder}: [') and '\n' not in message, message
+        assert '--epochs: 1 -> 2' in message and '--overwrite' in message, message
+    assert [(os.stat(f).st_mtime_ns, digest(f)) for f in written] == before
+
+    _, printed = run_recipe(capsys, file, '--out', out, '--set', 'train.epochs=2', '--overwrite')
+    assert 'recipe: pretrain: skipped' in printed
+    assert 'recipe: main.py train ' in printed and printed.split('recipe: main.py train ')[1].split('\n')[0].endswith(
+        '--overwrite')
+    assert 'Epoch 2/2' in printed and os.stat(written[0]).st_mtime_ns != before[0][0]  # written again
+    flags = path.read_json(written[1])['train']['flags']
+    assert flags[flags.index('--epochs') + 1] == '2'
+    _, printed = run_recipe(capsys, file, '--out', out, '--set', 'train.epochs=2')  # as it ran now: nothing to train
+    assert 'recipe: train: skipped' in printed and 'Epoch ' not in printed
+
+
 def recipe_error(tmp_path, text, *flags):
     """The one line `main.py recipe` ends with for a recipe file holding `text`."""
     file = tmp_path / 'bad.toml'
