@@ -25,6 +25,7 @@ No TensorFlow here, so `--help` stays instant.
 """
 import argparse
 import contextlib
+import os
 import sys
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -451,6 +452,21 @@ def add_output_flags(parser, finished):
     parser.add_argument('--overwrite', action='store_true',
                         help=f'start afresh in an output folder that holds a finished {finished}, replacing it '
                              '(without --overwrite or --resume such a folder is refused)')
+
+
+def add_output_file_flags(parser, help, required=False):
+    """--out FILE and its --overwrite, of a command that writes one file (refuse_replacing checks them)."""
+    parser.add_argument('--out', metavar='FILE', required=required, help=help)
+    parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+
+
+def refuse_replacing(out, overwrite, read):
+    """An output file never replaces the file the command reads, and an existing one only with
+    --overwrite: called before anything loads, so nothing is lost and no time is spent."""
+    if os.path.exists(out) and os.path.exists(read) and os.path.samefile(out, read):
+        raise InputError(f'{out}: the file this command reads; choose another --out')
+    if os.path.exists(out) and not overwrite:
+        raise InputError(f'{out}: already exists; pass --overwrite to replace it')
 
 
 def add_trained_model_flags(parser, weights_dir):

@@ -45,7 +45,7 @@ def parse_args(argv=None):
                         help="labels whose out-of-fold F1 (fast model) is lower are flagged (default: %(default)s)")
     parser.add_argument('--top', type=config.limited(int, 'top'), default=30, help='lines shown in the table (default: %(default)s)')
     parser.add_argument('--json', action='store_true', help='print the whole audit as JSON instead of the table')
-    parser.add_argument('--out', help='also write the whole audit as JSON to this file')
+    config.add_output_file_flags(parser, 'also write the whole audit as JSON to this file')
     parser.add_argument('--seed', type=int, default=config.DEFAULTS.seed, help='fold assignment (default: %(default)s)')
     args = parser.parse_args(argv)
     config.take_input_file(parser, args)
@@ -168,6 +168,8 @@ def format_audit(report, name, top):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out:
+        config.refuse_replacing(args.out, args.overwrite, args.file)
     import loader  # as in audit()
     samples = loader.read_samples(args.file)
     if len(samples) < args.folds:

@@ -27,7 +27,6 @@ nearly any text's uncertainty, so near-duplicates come last; 0 ranks by uncertai
 A text the rule gives no label (--no-top1-fallback) is written with its best-scoring label,
 so every line of the output parses as data.
 """
-import os
 
 import numpy as np
 
@@ -90,8 +89,7 @@ def parse_args(argv=None):
     parser.add_argument('--input', dest='texts', aliases=['--texts'], metavar='FILE', required=True,
                         help='unlabelled texts, one per line')
     parser.add_argument('-n', type=int, required=True, help='how many texts to suggest')
-    parser.add_argument('--out', required=True, help='output file (`label1|label2 text` lines, best first)')
-    parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    config.add_output_file_flags(parser, 'output file (`label1|label2 text` lines, best first)', required=True)
     parser.add_argument('--diversity', type=float, default=DIVERSITY,
                         help='weight of the similarity to texts already suggested, against the uncertainty; '
                              '0 ranks by uncertainty alone (default: %(default)s)')
@@ -108,8 +106,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if os.path.exists(args.out) and not args.overwrite:
-        raise config.InputError(f'{args.out}: already exists; pass --overwrite to replace it')
+    config.refuse_replacing(args.out, args.overwrite, args.texts)
     import loader  # bert4keras' tokenizer module starts TensorFlow: imported on use, so --help answers at once
     texts = loader.read_texts(args.texts)
     print(f'read {len(texts)} texts from {args.texts}', flush=True)

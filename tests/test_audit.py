@@ -8,6 +8,7 @@ import pytest
 
 from multilabel import audit
 import config
+import loader
 import main
 import path
 
@@ -70,3 +71,17 @@ def test_audit_errors_are_one_line(tmp_path):
     small.write_text('a one\nb two\n', encoding='utf-8')
     with pytest.raises(config.InputError, match='fewer than --folds'):
         audit.main([str(small)])
+
+
+def test_an_existing_out_is_kept_unless_overwrite_and_the_input_never_replaced(tmp_path):
+    file, _, _ = crafted_file(tmp_path)
+    kept = tmp_path / 'kept.json'
+    kept.write_text('mine\n', encoding='utf-8')
+    with pytest.raises(config.InputError, match='kept.json: already exists; pass --overwrite'):
+        audit.main([file, '--folds', '4', '--out', str(kept)])
+    with pytest.raises(config.InputError, match='the file this command reads; choose another --out'):
+        audit.main([file, '--folds', '4', '--out', file, '--overwrite'])
+    assert kept.read_text(encoding='utf-8') == 'mine\n' and len(loader.read_samples(file)) > 60
+    with contextlib.redirect_stdout(io.StringIO()):
+        report = audit.main([file, '--folds', '4', '--out', str(kept), '--overwrite'])
+    assert path.read_json(str(kept))['rare_labels'] == report['rare_labels']
