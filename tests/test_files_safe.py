@@ -131,6 +131,26 @@ def test_a_finished_checkpoint_survives_a_second_pretraining_without_overwrite(t
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_a_run_never_trains_into_the_folder_it_learns_from(trained, tiny_pretrained, tmp_path):
+    """--overwrite replaces an output, never an input: growing a model in its own folder, distilling
+    a teacher into itself or pretraining over the starting checkpoint would lose what it reads."""
+    import config
+    import pretrain
+    import train
+    weights, checkpoint = tmp_path / 'weights', tmp_path / 'pretrained'
+    shutil.copytree(trained[0], weights)
+    shutil.copytree(tiny_pretrained, checkpoint)
+    before = snapshot(weights), snapshot(checkpoint)
+    common = ['--epochs', '1', '--max-samples', '40', '--maxlen', '32', '--overwrite']
+    for flags, words in ((['--from-model', str(weights)], '--from-model folder'),
+                         (['--pretrained', tiny_pretrained, '--teacher', 'tfidf', str(weights)], '--teacher folder')):
+        with pytest.raises(config.InputError, match=f'^--weights {weights}: the {words} this run reads'):
+            train.main([*flags, '--weights', str(weights), *common])
+    with pytest.raises(config.InputError, match=f'^--out {checkpoint}: the --pretrained folder this run reads'):
+        pretrain.main(['--pretrained', str(checkpoint), '--out', str(checkpoint), *common])
+    assert (snapshot(weights), snapshot(checkpoint)) == before
+
+
 def test_make_demo_writes_its_own_folder_and_can_run_twice():
     result = subprocess.run(['make', '-n', 'demo'], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
