@@ -346,6 +346,14 @@ LIMITS = {
 }
 
 
+def folder(text):
+    """An argparse type of a folder flag: a file of that name is refused in one line, before
+    anything loads, rather than a traceback once the command tries to read or write in it."""
+    if os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f'{text} is a file, not a folder')
+    return text
+
+
 def limited(kind, name):
     """An argparse type: the flag's text as `kind`, refused unless the limit of the setting `name`
     (or LIMITS[name], a flag of one command) holds for it."""
@@ -471,7 +479,7 @@ def refuse_replacing(out, overwrite, read):
 
 def add_trained_model_flags(parser, weights_dir):
     """--weights, and the decision-rule overrides of a trained model (evaluate, predict, serve, export)."""
-    parser.add_argument('--weights', default=weights_dir, metavar='DIR', help='trained model folder (default: %(default)s)')
+    parser.add_argument('--weights', default=weights_dir, type=folder, metavar='DIR', help='trained model folder (default: %(default)s)')
     threshold = _metadata('threshold')['help']
     parser.add_argument('--threshold', type=limited(float, 'threshold'), default=None,
                         help=threshold + f' (default: the value saved with the model, normally {DEFAULTS.threshold})')

@@ -29,7 +29,7 @@ def parse_args(argv=None):
                         help='labelled test file (default: data/multi-classification-test.txt '
                              'if present, else the bundled data/sample-test.txt)')
     config.add_trained_model_flags(parser, path.WEIGHTS_DIR)
-    parser.add_argument('--out', dest='report_dir', aliases=['--report-dir'], metavar='DIR',
+    parser.add_argument('--out', dest='report_dir', aliases=['--report-dir'], type=config.folder, metavar='DIR',
                         help=f'folder for {path.REPORT_NAME}, {path.REPORT_CSV_NAME} and {path.ERRORS_NAME} '
                              '(default: the --weights folder)')
     config.add_flags(parser, 'batch_size', helps=config.SCORING_HELP)

@@ -60,7 +60,7 @@ def parse_args(argv=None):
                              'if present, else the bundled data/sample-train.txt)')
     parser.add_argument('--texts', nargs='+', metavar='FILE', help='plain-text files, one text per line '
                                                                    '(instead of the labelled training file)')
-    parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, metavar='DIR',
+    parser.add_argument('--out', default=path.SELF_PRETRAINED_DIR, type=config.folder, metavar='DIR',
                         help='the checkpoint folder it writes (default: %(default)s)')
     parser.add_argument('--pretrained', dest='init', aliases=['--init'], metavar='DIR',
                         help='continue pretraining this checkpoint folder (its architecture and vocabulary) '

@@ -59,7 +59,7 @@ def parse_args(argv=None):
                         help='distil: learn the labels mixed with these teachers\' scores (trained model folders, '
                              'and/or tfidf: a TF-IDF + linear SVM fitted out of fold on the training lines); the '
                              'folder written is one ordinary model (see --teacher-weight)')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR, metavar='DIR',
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, type=config.folder, metavar='DIR',
                         help='the trained model folder it writes (default: %(default)s)')
     parser.add_argument('--max-samples', type=config.limited(int, 'max_samples'),
                         help='use only the first N training lines (quick runs)')

@@ -235,10 +235,10 @@ def plot_diagram(weights_dir, png_path):
 
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Draw training curves, evaluation figures and the model diagram.')
-    parser.add_argument('--weights', default=path.WEIGHTS_DIR,
+    parser.add_argument('--weights', default=path.WEIGHTS_DIR, type=config.folder,
                         help=f'trained model folder with {path.HISTORY_NAME} (default: %(default)s)')
-    parser.add_argument('--report-dir', help=f'folder with evaluate.py\'s {path.REPORT_NAME} (default: --weights)')
-    parser.add_argument('--out', help=f'folder for the PNG files (default: WEIGHTS/{path.PLOTS_DIR})')
+    parser.add_argument('--report-dir', type=config.folder, help=f'folder with evaluate.py\'s {path.REPORT_NAME} (default: --weights)')
+    parser.add_argument('--out', type=config.folder, help=f'folder for the PNG files (default: WEIGHTS/{path.PLOTS_DIR})')
     parser.add_argument('--diagram', action='store_true', help='also draw the model diagram (needs graphviz)')
     args = parser.parse_args(argv)
     args.report_dir = args.report_dir or args.weights

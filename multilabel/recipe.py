@@ -51,7 +51,7 @@ def parse_args(argv=None):
     parser = config.ArgumentParser(description='Run a recipe (configs/*.toml): pretraining if it has one, '
                                                'fine-tuning, evaluation; run it again to resume or skip what finished.')
     parser.add_argument('recipe', metavar='FILE', help='recipe file, e.g. configs/self-pretrained.toml')
-    parser.add_argument('--out', required=True, metavar='DIR',
+    parser.add_argument('--out', required=True, type=config.folder, metavar='DIR',
                         help='folder of the trained model; the pretrained checkpoint goes into DIR-pretrained')
     parser.add_argument('--data', metavar='DIR',
                         help='folder holding multi-classification-train.txt and multi-classification-test.txt '

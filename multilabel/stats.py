@@ -96,7 +96,7 @@ def format_stats(stats, name):
 def parse_args(argv=None):
     parser = config.ArgumentParser(description='Data report of a labelled file: labels, lengths, duplicates.')
     config.add_input_file_flag(parser)
-    parser.add_argument('--weights', metavar='DIR',
+    parser.add_argument('--weights', type=config.folder, metavar='DIR',
                         help="a trained model folder: lengths in its vocabulary's tokens, against its maxlen")
     vocab = os.path.join(path.pretrained_dir(config.DEFAULTS.model_size), path.VOCAB_NAME)
     parser.add_argument('--vocab', help=f'vocabulary for the token lengths (default: that of --weights, else {vocab})')

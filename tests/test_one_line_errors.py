@@ -77,6 +77,14 @@ CASES = [
     ('main.py', ['stats', '--input', '{files}/gbk.txt'], '{files}/gbk.txt:1: not valid UTF-8'),
     ('main.py', ['stats'], 'the following arguments are required: --input FILE'),
     ('main.py', ['plot', '--no-such-flag'], 'unrecognized arguments: --no-such-flag'),
+    # A folder flag naming a file: refused before anything reads or writes in it.
+    ('train.py', ['--weights', '{files}/empty.txt'], '--weights: {files}/empty.txt is a file, not a folder'),
+    ('pretrain.py', ['--out', '{files}/empty.txt'], '--out: {files}/empty.txt is a file, not a folder'),
+    ('evaluate.py', [*NO_MODEL, '--out', '{files}/empty.txt'], '--out: {files}/empty.txt is a file, not a folder'),
+    ('predict.py', ['--weights', '{files}/empty.txt', 'a'], '--weights: {files}/empty.txt is a file, not a folder'),
+    ('main.py', ['plot', '--out', '{files}/empty.txt'], '--out: {files}/empty.txt is a file, not a folder'),
+    ('main.py', ['recipe', 'configs/demo.toml', '--out', '{files}/empty.txt'],
+     '--out: {files}/empty.txt is a file, not a folder'),
 ]
 
 
