@@ -184,7 +184,7 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
     labels = loader.label_list(samples)
     old_labels = None
     if args.from_model:
-        meta = model_folder.read(args.from_model)
+        meta = model_folder.read(args.from_model, '--from-model')
         if (cfg.head, cfg.dropout) != (meta['head'], meta['dropout']):
             raise config.InputError(f'--from-model {args.from_model}: its head is {meta["head"]} with dropout '
                                     f'{meta["dropout"]}; pass --head {meta["head"]} --dropout {meta["dropout"]}')

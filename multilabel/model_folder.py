@@ -131,13 +131,14 @@ def read_meta(folder):
     return path.read_json(os.path.join(folder, path.META_NAME))
 
 
-def read(folder):
+def read(folder, flag='--weights'):
     """The folder's metadata with its 'labels', checked: every file there, this format, labels and
-    vocabulary those of the training run. config.InputError in one line otherwise."""
+    vocabulary those of the training run. config.InputError in one line otherwise, whose hint names
+    `flag`, the flag that gave the folder."""
     missing = [name for name in NEEDED if not os.path.exists(os.path.join(folder, name))]
     if missing:
         raise config.InputError(f'{folder}: no trained model here (missing {", ".join(missing)}); '
-                                'run train.py first or pass --weights')
+                                f'run train.py first or pass {flag}')
     meta_file = os.path.join(folder, path.META_NAME)
     meta = path.read_json(meta_file)
     if meta.get('format', 1) not in (FORMAT, NGRAM_FORMAT):

@@ -57,7 +57,7 @@ def check_teachers(teachers):
         raise config.InputError(f'--teacher: {TFIDF} is given twice')
     for folder in teachers:
         if folder != TFIDF:
-            model_folder.read(folder)  # a one-line error for a folder that is not a trained model
+            model_folder.read(folder, '--teacher')  # a one-line error for a folder that is not a trained model
 
 
 def model_logits(folder, texts, labels):

@@ -19,6 +19,9 @@ from conftest import ROOT
 @pytest.mark.parametrize('script, flags, message', [
     ('train.py', ['--train', 'no/such/file.txt'], 'no/such/file.txt: no such file'),
     ('evaluate.py', ['--weights', 'no/such/folder'], 'no trained model here'),
+    ('train.py', ['--from-model', 'no/such/folder'], 'run train.py first or pass --from-model'),
+    ('train.py', ['--teacher', 'no/such/folder'], 'run train.py first or pass --teacher'),
+    ('predict.py', ['--weights', 'no/such/folder', '文本'], 'run train.py first or pass --weights'),
     ('predict.py', ['--weights', 'no/such/folder', '文本'], 'no trained model here'),
     ('main.py', ['export', '--weights', 'no/such/folder'], 'no trained model here'),
     ('main.py', ['serve', '--weights', 'no/such/folder'], 'no trained model here'),
