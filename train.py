@@ -145,7 +145,8 @@ def main(argv=None):
 
     run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
     run_lib.refuse_writing_into_an_input(args.weights, '--weights', [('--from-model', args.from_model)]
-                                         + [('--teacher', teacher) for teacher in args.teacher or []])
+                                         + [('--teacher', teacher) for teacher in args.teacher or []]
+                                         + [('--pretrained', args.pretrained)])
     if args.teacher:
         if cfg.loss == 'zlpr':
             raise config.InputError("--teacher: the teachers' scores are soft targets, which --loss zlpr does not "

@@ -142,10 +142,12 @@ def test_a_run_never_trains_into_the_folder_it_learns_from(trained, tiny_pretrai
     shutil.copytree(tiny_pretrained, checkpoint)
     before = snapshot(weights), snapshot(checkpoint)
     common = ['--epochs', '1', '--max-samples', '40', '--maxlen', '32', '--overwrite']
-    for flags, words in ((['--from-model', str(weights)], '--from-model folder'),
-                         (['--pretrained', tiny_pretrained, '--teacher', 'tfidf', str(weights)], '--teacher folder')):
-        with pytest.raises(config.InputError, match=f'^--weights {weights}: the {words} this run reads'):
-            train.main([*flags, '--weights', str(weights), *common])
+    for flags, out, words in ((['--from-model', str(weights)], weights, '--from-model folder'),
+                              (['--pretrained', str(checkpoint)], checkpoint, '--pretrained folder'),
+                              (['--pretrained', tiny_pretrained, '--teacher', 'tfidf', str(weights)], weights,
+                               '--teacher folder')):
+        with pytest.raises(config.InputError, match=f'^--weights {out}: the {words} this run reads'):
+            train.main([*flags, '--weights', str(out), *common])
     with pytest.raises(config.InputError, match=f'^--out {checkpoint}: the --pretrained folder this run reads'):
         pretrain.main(['--pretrained', str(checkpoint), '--out', str(checkpoint), *common])
     assert (snapshot(weights), snapshot(checkpoint)) == before
