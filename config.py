@@ -468,11 +468,18 @@ def add_output_file_flags(parser, help, required=False):
     parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
 
 
+def refuse_writing_into_an_input(out, flag, inputs):
+    """InputError when the output `out` (a file or folder given by `flag`) is one of the run's
+    inputs, [(their flag, path)]: writing it would replace what the run reads, --overwrite or not."""
+    for input_flag, source in inputs:
+        if source and os.path.exists(source) and os.path.exists(out) and os.path.samefile(source, out):
+            raise InputError(f'{flag} {out}: the {input_flag} this run reads; choose another {flag}')
+
+
 def refuse_replacing(out, overwrite, read):
-    """An output file never replaces the file the command reads, and an existing one only with
-    --overwrite: called before anything loads, so nothing is lost and no time is spent."""
-    if os.path.exists(out) and os.path.exists(read) and os.path.samefile(out, read):
-        raise InputError(f'{out}: the file this command reads; choose another --out')
+    """An output file never replaces the --input file the command reads, and an existing one only
+    with --overwrite: called before anything loads, so nothing is lost and no time is spent."""
+    refuse_writing_into_an_input(out, '--out', [('--input', read)])
     if os.path.exists(out) and not overwrite:
         raise InputError(f'{out}: already exists; pass --overwrite to replace it')
 

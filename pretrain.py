@@ -136,7 +136,7 @@ def main(argv=None):
     cfg = config.from_args(args)
     from multilabel import run as run_lib
     run_lib.refuse_finished_output(args.out, (path.CHECKPOINT_NAME + '.index',), args.resume, args.overwrite)
-    run_lib.refuse_writing_into_an_input(args.out, '--out', [('--pretrained', args.init)])
+    config.refuse_writing_into_an_input(args.out, '--out', [('--pretrained', args.init)])
     with run_lib.lock(args.out):  # one run per folder, released even by kill -9
         run_lib.clean_litter(args.out)
         return pretrain(args, cfg)

@@ -144,7 +144,7 @@ def main(argv=None):
     from multilabel.compat import tf
 
     run_lib.refuse_finished_output(args.weights, (path.WEIGHTS_NAME, path.META_NAME), args.resume, args.overwrite)
-    run_lib.refuse_writing_into_an_input(args.weights, '--weights', [('--from-model', args.from_model)]
+    config.refuse_writing_into_an_input(args.weights, '--weights', [('--from-model', args.from_model)]
                                          + [('--teacher', teacher) for teacher in args.teacher or []]
                                          + [('--pretrained', args.pretrained)])
     if args.teacher:

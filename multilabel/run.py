@@ -52,15 +52,6 @@ def refuse_finished_output(folder, finished_names, resume, overwrite):
                                 '--overwrite replaces it, or choose another output folder')
 
 
-def refuse_writing_into_an_input(folder, flag, inputs):
-    """config.InputError when the output `folder` (given by `flag`) is one of the folders the run
-    reads, [(their flag, folder)]: training into it would replace what it learns from, --overwrite
-    or not."""
-    for input_flag, source in inputs:
-        if source and os.path.isdir(source) and os.path.isdir(folder) and os.path.samefile(source, folder):
-            raise config.InputError(f'{flag} {folder}: the {input_flag} folder this run reads; choose another {flag}')
-
-
 @contextlib.contextmanager
 def lock(folder):
     """Hold FOLDER/.lock for the `with` block; config.InputError when another process holds it."""

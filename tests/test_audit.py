@@ -79,7 +79,7 @@ def test_an_existing_out_is_kept_unless_overwrite_and_the_input_never_replaced(t
     kept.write_text('mine\n', encoding='utf-8')
     with pytest.raises(config.InputError, match='kept.json: already exists; pass --overwrite'):
         audit.main([file, '--folds', '4', '--out', str(kept)])
-    with pytest.raises(config.InputError, match='the file this command reads; choose another --out'):
+    with pytest.raises(config.InputError, match='the --input this run reads; choose another --out'):
         audit.main([file, '--folds', '4', '--out', file, '--overwrite'])
     assert kept.read_text(encoding='utf-8') == 'mine\n' and len(loader.read_samples(file)) > 60
     with contextlib.redirect_stdout(io.StringIO()):

@@ -142,13 +142,13 @@ def test_a_run_never_trains_into_the_folder_it_learns_from(trained, tiny_pretrai
     shutil.copytree(tiny_pretrained, checkpoint)
     before = snapshot(weights), snapshot(checkpoint)
     common = ['--epochs', '1', '--max-samples', '40', '--maxlen', '32', '--overwrite']
-    for flags, out, words in ((['--from-model', str(weights)], weights, '--from-model folder'),
-                              (['--pretrained', str(checkpoint)], checkpoint, '--pretrained folder'),
-                              (['--pretrained', tiny_pretrained, '--teacher', 'tfidf', str(weights)], weights,
-                               '--teacher folder')):
-        with pytest.raises(config.InputError, match=f'^--weights {out}: the {words} this run reads'):
+    for flags, out, read_flag in ((['--from-model', str(weights)], weights, '--from-model'),
+                                  (['--pretrained', str(checkpoint)], checkpoint, '--pretrained'),
+                                  (['--pretrained', tiny_pretrained, '--teacher', 'tfidf', str(weights)], weights,
+                                   '--teacher')):
+        with pytest.raises(config.InputError, match=f"^--weights {out}: the {read_flag} this run reads"):
             train.main([*flags, '--weights', str(out), *common])
-    with pytest.raises(config.InputError, match=f'^--out {checkpoint}: the --pretrained folder this run reads'):
+    with pytest.raises(config.InputError, match=f'^--out {checkpoint}: the --pretrained this run reads'):
         pretrain.main(['--pretrained', str(checkpoint), '--out', str(checkpoint), *common])
     assert (snapshot(weights), snapshot(checkpoint)) == before
 

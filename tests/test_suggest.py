@@ -82,7 +82,7 @@ def test_an_existing_output_is_kept_unless_overwrite(trained, unlabelled, tmp_pa
     suggest.main(['--weights', weights, '--texts', texts_path, '-n', '3', '--out', str(out), '--overwrite'])
     assert len(loader.read_samples(str(out))) == 3
     pool = open(texts_path, encoding='utf-8').read()
-    with pytest.raises(suggest.config.InputError, match='the file this command reads; choose another --out'):
+    with pytest.raises(suggest.config.InputError, match='the --input this run reads; choose another --out'):
         suggest.main(['--weights', weights, '--texts', texts_path, '-n', '3', '--out', texts_path, '--overwrite'])
     assert open(texts_path, encoding='utf-8').read() == pool
 
