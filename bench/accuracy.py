@@ -141,11 +141,18 @@ def run_pretraining(args):
     import pretrain
     out = args.weights + '-pretrained'
     flags = ['--train', args.corpus_train, '--out', out, restart_flag(args)] + shlex.split(args.pretrain)
+    continued = args.resume and os.path.exists(path.resume_state_file(out))
     start, cpu = time.perf_counter(), cpu_seconds()
     pretrain.main(flags)
     seconds = path.read_resume_state(out)['elapsed'] if args.resume else round(time.perf_counter() - start, 3)
     return out, {**pretraining_facts(out, shlex.split(args.pretrain), seconds),
-                 'pretrain_cpu_seconds': round(cpu_seconds() - cpu, 1)}
+                 **cpu_of_this_process('pretrain', continued, cpu)}
+
+
+def cpu_of_this_process(stage, continued, cpu):
+    """{STAGE_cpu_seconds: ...} since `cpu`, or {} for a stage `continued` from a cut run, whose
+    earlier CPU seconds ended with the process that spent them."""
+    return {} if continued else {f'{stage}_cpu_seconds': round(cpu_seconds() - cpu, 1)}
 
 
 def restart_flag(args):
@@ -184,10 +191,11 @@ def run_ours(args, test_samples, labels, pretraining=None):
     import train
     flags = ['--train', args.train, '--pretrained', args.pretrained, '--weights', args.weights, restart_flag(args),
              '--time-budget', str(args.budget)] + (['--max-samples', str(args.max_samples)] if args.max_samples else [])
+    continued = args.resume and os.path.exists(path.resume_state_file(args.weights))
     start, cpu = time.perf_counter(), cpu_seconds()
     train.main(flags + args.train_flags)
     seconds = path.read_resume_state(args.weights)['elapsed'] if args.resume else time.perf_counter() - start
-    fine_tune = {'fine_tune_seconds': round(seconds, 3), 'fine_tune_cpu_seconds': round(cpu_seconds() - cpu, 1)}
+    fine_tune = {'fine_tune_seconds': round(seconds, 3), **cpu_of_this_process('fine_tune', continued, cpu)}
     if pretraining:
         seconds += pretraining['pretrain_seconds']
     return {**score_model(args.weights, test_samples, labels, seconds), 'train_flags': args.train_flags,

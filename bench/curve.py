@@ -43,8 +43,9 @@ def parse_args(argv=None):
 
 
 def cpu_minutes(row):
-    """The row's CPU minutes, or None when a reused pretraining's CPU seconds were not recorded."""
-    if 'pretrain_seconds' in row and 'pretrain_cpu_seconds' not in row:
+    """The row's CPU minutes, or None when a stage's CPU seconds were not recorded (a reused
+    pretraining, or a stage continued from a cut run)."""
+    if any(f'{stage}_seconds' in row and f'{stage}_cpu_seconds' not in row for stage in ('pretrain', 'fine_tune')):
         return None
     return (row.get('pretrain_cpu_seconds', 0) + row.get('fine_tune_cpu_seconds', 0)) / 60
 
