@@ -106,14 +106,15 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed, rest
 
 
-def setting(default, help, choices=None, limit=None, shown_as=None, aliases=None):
+def setting(default, help, choices=None, limit=None, shown_as=None, aliases=None, kind=None):
     """A settings field: its default, the help of its flag and the values the flag accepts, side by side.
 
     choices: the values it takes; shown_as: {value: the spelling --help shows for it} (the value
     is still accepted); aliases: {an older spelling, still accepted, not shown: the value};
-    limit: (test, what the error says the value must be) for a number.
+    limit: (test, what the error says the value must be) for a number; kind: the type of a
+    value given, where the default (None: unset) does not say it.
     """
-    return field(default=default, metadata={'help': help, 'choices': choices, 'limit': limit,
+    return field(default=default, metadata={'help': help, 'choices': choices, 'limit': limit, 'kind': kind,
                                             'shown_as': shown_as or {}, 'aliases': aliases or {}})
 
 
@@ -165,7 +166,7 @@ class FineTuningSettings:
                                     'score passes, so the top-1 fallback gives each text its best label)',
                                limit=(lambda v: 0 < v <= 1, 'more than 0 and at most 1'))
     top1_fallback: bool = setting(True, 'when no label passes the threshold, predict the best-scoring one')
-    dropout: float = setting(0.1, 'dropout rate before the classification head',
+    dropout: float = setting(0.1, "dropout rate before the cls head's Dense layer (the cnn head has its seed's 0.2)",
                              limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'))
     head: str = setting('cls', "classification head: cls ([CLS] vector -> Dense) or cnn (the seed's head: [CLS] + "
                                'Conv1D kernels 3/4/5 with masked max pooling -> Dense 256 -> Dense)',
@@ -198,6 +199,9 @@ class LaterFineTuningSettings:
                                        "into one and labelled with both texts' labels (pairs that would pass maxlen "
                                        'tokens are skipped), drawn once with --seed; 0 disables it',
                                   limit=(lambda v: v >= 0, '0 (off) or more'))
+    encoder_dropout: float = setting(None, 'dropout rate inside the encoder (hidden and attention) while '
+                                           "fine-tuning; None: the rates of the checkpoint's bert_config.json",
+                                     limit=(lambda v: 0 <= v < 1, 'at least 0 and less than 1'), kind=float)
 
 
 @dataclass
@@ -422,7 +426,8 @@ def add_setting(parser, flag, name, help=None, **kwargs):
         if default in meta['shown_as']:
             default = meta['shown_as'][default]  # --help's default in the spelling it shows
     else:
-        kind = limited(type(default), name) if meta['limit'] else type(default)
+        kind = meta['kind'] or type(default)
+        kind = limited(kind, name) if meta['limit'] else kind
     action = parser.add_argument(flag, dest=name, type=kind, default=default, help=help, **kwargs)
     action.shown_as = meta['shown_as']  # multilabel/recipe.py writes a value as --help spells it
     return action

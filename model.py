@@ -67,9 +67,11 @@ def warn_random_init(pretrained_dir):
           file=sys.stderr)
 
 
-def build_encoder(config_path, checkpoint=None):
-    """The bert4keras RoFormer-v2 Transformer (its .model is the Keras encoder)."""
-    return build_transformer_model(config_path, checkpoint, model='roformer_v2', return_keras_model=False)
+def build_encoder(config_path, checkpoint=None, dropout=None):
+    """The bert4keras RoFormer-v2 Transformer (its .model is the Keras encoder); `dropout`, if
+    given, replaces the hidden and attention dropout rates of the config file."""
+    rates = {} if dropout is None else {'dropout_rate': dropout, 'attention_dropout_rate': dropout}
+    return build_transformer_model(config_path, checkpoint, model='roformer_v2', return_keras_model=False, **rates)
 
 
 def checkpoint_values(encoder):
@@ -161,13 +163,14 @@ def _add_on_every_replica(variable, delta):
 
 
 def build_classifier(config_path, num_labels, checkpoint=None, dropout=0.1, fgm_epsilon=0.0, head='cls',
-                     rdrop_alpha=0.0):
+                     rdrop_alpha=0.0, encoder_dropout=None):
     """RoFormer-v2 -> head -> Dense(num_labels, sigmoid).
 
     head 'cls': the [CLS] vector -> dropout. head 'cnn': the seed project's head, the [CLS]
     vector beside three Conv1D branches over the token vectors -> dropout 0.2 -> Dense 256.
+    encoder_dropout: the encoder's dropout rate, if not its config file's.
     """
-    encoder = build_encoder(config_path, checkpoint)
+    encoder = build_encoder(config_path, checkpoint, encoder_dropout)
     sequence = encoder.model.output
     cls_vector = keras.layers.Lambda(lambda x: x[:, 0], name=HEAD_PREFIX + 'CLS')(sequence)
     if head == 'cnn':

@@ -73,7 +73,7 @@ def parse_args(argv=None):
                              'view them with `tensorboard --logdir DIR`')
     config.add_flags(parser, 'model_size', 'maxlen', 'batch_size', 'epochs', 'encoder_lr', 'head_lr',
                      'ema_momentum', 'fgm_epsilon', 'rdrop_alpha', 'joined_share', 'threshold', 'top1_fallback', 'patience',
-                     'valid_ratio', 'dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
+                     'valid_ratio', 'dropout', 'encoder_dropout', 'head', 'loss', 'pos_weight', 'pos_weight_cap', 'calibration',
                      'tune_thresholds', 'ngram_blend', 'teacher_weight', 'tfidf_beta', 'group_by_length', 'seed', 'strategy',
                      'precision', 'budget_decay')
     config.add_config_flag(parser, 'train')
@@ -235,7 +235,7 @@ def fine_tune(args, cfg, strategy, out_dir, precision_line):
     print(precision_line)
     with strategy.scope():
         classifier = model_lib.build_classifier(config_path, len(labels), checkpoint, cfg.dropout, cfg.fgm_epsilon,
-                                                cfg.head, cfg.rdrop_alpha)
+                                                cfg.head, cfg.rdrop_alpha, cfg.encoder_dropout)
         model_lib.compile_for_training(classifier, cfg, pos_weights)
         if args.from_model:
             model_lib.load_grown(classifier, model_folder.weights_path(args.from_model), old_labels, labels,

@@ -111,6 +111,7 @@ def test_the_concerns_of_a_run_are_its_fingerprint():
     assert config.settings_of(config.Config(rdrop_alpha=0.5), 'fine-tuning')['rdrop_alpha'] == 0.5  # only when on
     assert 'rdrop_alpha' not in config.settings_of(config.Config(rdrop_alpha=0.5), 'pretraining')
     assert config.settings_of(config.Config(joined_share=0.2), 'fine-tuning')['joined_share'] == 0.2
+    assert config.settings_of(config.Config(encoder_dropout=0.2), 'fine-tuning')['encoder_dropout'] == 0.2
     assert set(config.settings_of(cfg, 'pretraining')) == {
         'model_size', 'maxlen', 'batch_size', 'mlm_lr', 'warmup', 'weight_decay', 'mask_rate', 'mlm_dropout',
         'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision'}

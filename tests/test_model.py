@@ -220,3 +220,27 @@ def test_openvino_friendly_rope_rotates_exactly_as_bert4keras():
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert bert4keras.layers.apply_rotary_position_embeddings is bert4keras.backend.apply_rotary_position_embeddings
+
+
+def encoder_dropout_rates(classifier):
+    return {layer.rate for layer in classifier.layers
+            if isinstance(layer, keras.layers.Dropout) and not layer.name.startswith(model_lib.HEAD_PREFIX)}
+
+
+def test_encoder_dropout_replaces_the_config_files_rates(tiny_pretrained):
+    config_path = os.path.join(tiny_pretrained, path.CONFIG_NAME)
+    assert path.read_json(config_path)['hidden_dropout_prob'] == 0.1
+    assert encoder_dropout_rates(model_lib.build_classifier(config_path, 3)) == {0.1}
+    assert encoder_dropout_rates(model_lib.build_classifier(config_path, 3, encoder_dropout=0.3)) == {0.3}
+    # The head keeps its own rate.
+    head = model_lib.build_classifier(config_path, 3, dropout=0.2, encoder_dropout=0.3).get_layer(
+        model_lib.HEAD_PREFIX + 'Dropout')
+    assert head.rate == 0.2
+
+
+def test_the_encoder_dropout_flag_is_checked():
+    import train
+    assert config.from_args(train.parse_args(['--encoder-dropout', '0.2'])).encoder_dropout == 0.2
+    assert config.from_args(train.parse_args([])).encoder_dropout is None
+    with pytest.raises(config.InputError, match='--encoder-dropout: must be at least 0 and less than 1'):
+        train.parse_args(['--encoder-dropout', '1'])
