@@ -67,13 +67,17 @@ def main(argv=None):
         print(f'{name:<34}{row["train_seconds"] / 60:>9.1f}{"-" if cpu is None else f"{cpu:.1f}":>9}{row["exact_match"]:>8.4f}'
               f'{row["micro_f1"]:>8.4f}{row["macro_f1"]:>8.4f}')
     figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    points = [(row['train_seconds'] / 60, row['exact_match']) for line in args.rows for row in map(systems.get, line)]
     for line, label in zip(args.rows, args.label):
         rows = [systems[name] for name in line]
         minutes = [row['train_seconds'] / 60 for row in rows]
         exact = [row['exact_match'] for row in rows]
         axes.plot(minutes, exact, 'o-', label=label)
         for x, y in zip(minutes, exact):
-            axes.annotate(f'{y:.4f}', (x, y), textcoords='offset points', xytext=(0, 7), ha='center', fontsize=8)
+            # A point with a higher one close above it takes its figure below, so the two do not overlap.
+            below = any(abs(x - px) < 6 and 0 < py - y < 0.004 for px, py in points)
+            axes.annotate(f'{y:.4f}', (x, y), textcoords='offset points', xytext=(0, -13 if below else 7),
+                          ha='center', fontsize=8)
     axes.axhline(systems[args.peer]['exact_match'], color='grey', linestyle='--', label='TF-IDF + LinearSVC')
     if args.reference:
         axes.axhline(args.reference, color='tab:green', linestyle=':', label=args.reference_label)
