@@ -67,11 +67,14 @@ def warn_random_init(pretrained_dir):
           file=sys.stderr)
 
 
-def build_encoder(config_path, checkpoint=None, dropout=None):
-    """The bert4keras RoFormer-v2 Transformer (its .model is the Keras encoder); `dropout`, if
-    given, replaces the hidden and attention dropout rates of the config file."""
+def build_encoder(config, checkpoint=None, dropout=None, **options):
+    """The bert4keras RoFormer-v2 Transformer (its .model is the Keras encoder) of `config`, a
+    bert_config.json path or its dict; `dropout`, if given, replaces its hidden and attention
+    dropout rates; `options` go to bert4keras (a generator's prefix and shared layers)."""
+    config_path, settings = (config, {}) if isinstance(config, str) else (None, config)
     rates = {} if dropout is None else {'dropout_rate': dropout, 'attention_dropout_rate': dropout}
-    return build_transformer_model(config_path, checkpoint, model='roformer_v2', return_keras_model=False, **rates)
+    return build_transformer_model(config_path, checkpoint, model='roformer_v2', return_keras_model=False,
+                                   **{**settings, **rates, **options})
 
 
 def checkpoint_values(encoder):

@@ -19,7 +19,6 @@ from multilabel import compat
 import loader
 import model as model_lib
 from multilabel.compat import keras, tf
-from bert4keras.models import build_transformer_model
 
 HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 'lr')
 
@@ -152,9 +151,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 def build(bert_config, checkpoint, cfg):
     """(bert4keras Transformer, uncompiled MaskedLanguageModel) of a bert_config.json dict."""
-    transformer = build_transformer_model(None, checkpoint, model='roformer_v2', return_keras_model=False,
-                                          **{**bert_config, 'dropout_rate': cfg.mlm_dropout,
-                                             'attention_dropout_rate': cfg.mlm_dropout})
+    transformer = model_lib.build_encoder(bert_config, checkpoint, cfg.mlm_dropout)
     return transformer, MaskedLanguageModel(transformer.model, cfg.mlm_dropout)
 
 

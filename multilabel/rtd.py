@@ -14,7 +14,7 @@ logits held constant), as in ELECTRA. Sampling never proposes a special token ([
 """
 
 from multilabel.compat import keras, tf
-from bert4keras.models import build_transformer_model
+import model as model_lib
 
 HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'rtd_loss', 'rtd_acc', 'replaced_recall',
                    'val_loss', 'val_masked_acc', 'val_rtd_loss', 'val_rtd_acc', 'val_replaced_recall', 'lr')
@@ -124,14 +124,11 @@ def build(bert_config, checkpoint, cfg, maskable):
 
     `checkpoint` (--init) initialises the discriminator; the generator starts from random weights.
     """
-    dropout = {'dropout_rate': cfg.mlm_dropout, 'attention_dropout_rate': cfg.mlm_dropout}
-    discriminator = build_transformer_model(None, checkpoint, model='roformer_v2', return_keras_model=False,
-                                            **{**bert_config, **dropout})
+    discriminator = model_lib.build_encoder(bert_config, checkpoint, cfg.mlm_dropout)
     shared = {GENERATOR_PREFIX + name: discriminator.layers[name] for name in SHARED_LAYERS
               if name in discriminator.layers}
-    generator = build_transformer_model(None, None, model='roformer_v2', return_keras_model=False,
-                                        prefix=GENERATOR_PREFIX, layers=shared,
-                                        **{**generator_config(bert_config, cfg.generator_size), **dropout})
+    generator = model_lib.build_encoder(generator_config(bert_config, cfg.generator_size), None, cfg.mlm_dropout,
+                                        prefix=GENERATOR_PREFIX, layers=shared)
     model = ReplacedTokenDetection(discriminator.model, generator.model, maskable,
                                    cfg.mlm_dropout, cfg.rtd_weight, cfg.seed)
     return discriminator, model

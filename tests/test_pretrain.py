@@ -264,3 +264,24 @@ def test_span_masking_masks_runs_of_tokens_at_about_the_same_rate(tiny_pretraine
     assert run_lengths(single).mean() < 1.25
     assert 2.0 < run_lengths(spans).mean() < 2.6  # lengths 1-4 drawn 40/30/20/10%: 2.0, a little more where runs touch
     assert np.mean(run_lengths(spans) > 4) < 0.05
+
+
+def test_pretraining_uses_its_own_dropout_rate_not_the_configs(tiny_pretrained):
+    """--mlm-dropout replaces the 0.1 of bert_config.json inside the encoder (MLM) and in both
+    Transformers of RTD; 0 by default (bert4keras then adds no Dropout layer)."""
+    import loader
+    from multilabel import mlm
+    from multilabel import rtd
+    import config
+    from multilabel.compat import keras
+    bert_config = path.read_json(os.path.join(tiny_pretrained, path.CONFIG_NAME))
+    assert bert_config['hidden_dropout_prob'] == 0.1
+
+    def rates(keras_model):
+        return {layer.rate for layer in keras_model.layers if isinstance(layer, keras.layers.Dropout)}
+    assert rates(mlm.build(bert_config, None, config.Config())[0].model) <= {0.0}
+    assert rates(mlm.build(bert_config, None, config.Config(mlm_dropout=0.2))[0].model) == {0.2}
+    tokenizer = loader.load_tokenizer(os.path.join(tiny_pretrained, path.VOCAB_NAME))
+    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], 0.15)
+    _, model = rtd.build(bert_config, None, config.Config(mlm_dropout=0.2), masker.maskable)
+    assert rates(model.discriminator) == rates(model.generator) == {0.2}
