@@ -249,6 +249,10 @@ class LaterPretrainingSettings:
                                 'spans of 1 to N tokens, shorter ones likelier (N, N-1, ..., 1), as MacBERT\'s n-gram '
                                 'masking with 4); about --mask-rate of the tokens are masked either way',
                              limit=(lambda v: 1 <= v <= 10, 'from 1 to 10'))
+    # The same idea with a segmenter's words (Chinese BERT-wwm): a dependency of its own, jieba.
+    whole_word_masking: bool = setting(False, "mask whole words (jieba's segmentation; a Latin word's pieces "
+                                              'together): each word is masked with all its tokens or not at all, '
+                                              'about --mask-rate of the tokens either way; needs jieba')
 
 
 @dataclass

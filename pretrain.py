@@ -78,11 +78,14 @@ def parse_args(argv=None):
                         help='stop after this many minutes of the whole run, resumes included: the epoch under '
                              'way ends early and is scored (the learning-rate decay is planned over --epochs, or '
                              'over the budget with --budget-decay)')
-    config.add_flags(parser, *config.setting_names('pretraining'), 'mask_span', 'epochs', 'patience', 'budget_decay',
+    config.add_flags(parser, *config.setting_names('pretraining'), 'mask_span', 'whole_word_masking', 'epochs',
+                     'patience', 'budget_decay',
                      helps=config.PRETRAIN_HELP)
     config.add_config_flag(parser, 'pretrain')
     parser.set_defaults(maxlen=128, epochs=10)  # texts are short; a sample-sized first run ends in minutes
     args = parser.parse_args(argv)
+    if args.whole_word_masking and args.mask_span > 1:
+        parser.error('--whole-word-masking masks single words: drop --mask-span')
     if args.budget_decay and not args.time_budget:
         parser.error('--budget-decay needs --time-budget: it decays the learning rate over the budget')
     if args.init and (args.layers or args.hidden or args.heads):
@@ -162,11 +165,15 @@ def pretrain(args, cfg):
     print(scale.describe_precision(requested_precision, cfg.precision))
 
     tokenizer = loader.load_tokenizer(vocab_path)
-    train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, config.interactive())
-    held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, config.interactive())
+    if cfg.whole_word_masking:  # the ids carry the word boundaries
+        train_ids = mlm.mark_words(tokenizer, texts, cfg.maxlen, progress=config.interactive())
+        held_out_ids = mlm.mark_words(tokenizer, held_out, cfg.maxlen, progress=config.interactive())
+    else:
+        train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, config.interactive())
+        held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, config.interactive())
     steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
 
-    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate, cfg.mask_span)
+    masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate, cfg.mask_span, cfg.whole_word_masking)
     if cfg.objective == 'rtd':
         transformer, model = rtd.build(bert_config, checkpoint, cfg, masker.maskable)
         columns, metric, held_out_score = rtd.HISTORY_COLUMNS, 'held-out replaced-token acc', 'rtd_acc'

@@ -5,8 +5,11 @@ Masking (Devlin et al., 2019): each batch draws `mask_rate` of its maskable toke
 [PAD]/[CLS]/[SEP] or any other [bracketed] token); of those 80% become [MASK], 10% a random
 ordinary token, 10% stay. With `mask_span` N > 1 the chosen tokens come in runs of 1 to N
 consecutive ones (lengths weighted N, N-1, ..., 1: MacBERT's n-gram masking for N = 4), as
-many span starts drawn as make about `mask_rate` of the tokens. The draw is a pure function of
-(seed, batch number), so a resumed run masks exactly as an unbroken one would.
+many span starts drawn as make about `mask_rate` of the tokens. With `whole_words` a word is
+the unit (Chinese BERT-wwm, Cui et al., 2019): each word is chosen with probability
+`mask_rate`, all its tokens together; the word boundaries travel with the token ids, a token
+that continues the word before it being stored negated (`mark_words`). The draw is a pure
+function of (seed, batch number), so a resumed run masks exactly as an unbroken one would.
 """
 import os
 import shutil
@@ -14,7 +17,9 @@ import tempfile
 
 import numpy as np
 import scipy.optimize
+from tqdm import tqdm
 
+import config
 from multilabel import compat
 import loader
 import model as model_lib
@@ -26,13 +31,13 @@ HISTORY_COLUMNS = ('epoch', 'loss', 'masked_acc', 'val_loss', 'val_masked_acc', 
 class Masker:
     """Token-id batches -> ((masked ids, segment ids), targets); a target is 0 where nothing is predicted."""
 
-    def __init__(self, tokenizer, vocab_size, mask_rate, mask_span=1):
+    def __init__(self, tokenizer, vocab_size, mask_rate, mask_span=1, whole_words=False):
         tokens = [tokenizer.id_to_token(i) for i in range(vocab_size)]
         special = np.array([t.startswith('[') and t.endswith(']') for t in tokens])
         self.maskable = tf.constant(~special)
         self.replacements = tf.constant(np.flatnonzero(~special), tf.int32)  # random tokens are ordinary ones
         self.mask_id = tokenizer._token_mask_id
-        self.mask_rate, self.mask_span = mask_rate, mask_span
+        self.mask_rate, self.mask_span, self.whole_words = mask_rate, mask_span, whole_words
         weights = np.arange(mask_span, 0, -1)
         weights = weights / weights.sum()  # P(length 1), ..., P(length N)
         shorter = np.cumsum(weights)[:-1]  # P(length <= k), k = 1 .. N-1
@@ -41,9 +46,14 @@ class Masker:
         reaches = 1 - np.concatenate([[0], shorter])  # P(length > k), k = 0 .. N-1
         self.span_start_rate = scipy.optimize.brentq(lambda rate: 1 - np.prod(1 - rate * reaches) - mask_rate, 0, 1)
 
-    def choose(self, token_ids, seed):
-        """The positions to predict: single tokens, or spans of up to mask_span tokens (maskable ones only)."""
+    def choose(self, token_ids, seed, continues=None):
+        """The positions to predict: single tokens, whole words, or spans of up to mask_span tokens
+        (maskable ones only)."""
         shape, maskable = tf.shape(token_ids), tf.gather(self.maskable, token_ids)
+        if self.whole_words:  # every token takes the draw of its word's first token
+            draw = tf.random.stateless_uniform(shape, seed)
+            word = tf.cumsum(tf.cast(~continues, tf.int32), axis=1) - 1  # the word's number in its row
+            return maskable & (tf.gather(draw, word, batch_dims=1) < self.mask_rate)
         if self.mask_span == 1:
             return maskable & (tf.random.stateless_uniform(shape, seed) < self.mask_rate)
         start_seed, length_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -57,10 +67,11 @@ class Masker:
         return chosen & maskable
 
     def mask(self, token_ids, seed):
-        """token_ids [batch, length] int32, seed [2] int64 -> (masked ids, targets)."""
+        """token_ids [batch, length] int32 (negated where a word continues), seed [2] int64 -> (masked ids, targets)."""
         choose, action, pick = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        continues, token_ids = token_ids < 0, tf.abs(token_ids)
         shape = tf.shape(token_ids)
-        chosen = self.choose(token_ids, choose)
+        chosen = self.choose(token_ids, choose, continues)
         roll = tf.random.stateless_uniform(shape, action)
         random_tokens = tf.gather(self.replacements, tf.random.stateless_uniform(
             shape, pick, maxval=tf.size(self.replacements), dtype=tf.int32))
@@ -80,6 +91,34 @@ class Masker:
             masked, targets = self.mask(ids, tf.stack([tf.constant(seed, tf.int64), number]))
             return (masked, segments), targets
         return data.enumerate(start=first_epoch * steps).map(mask).prefetch(tf.data.AUTOTUNE)
+
+
+def jieba_word_starts(text):
+    """The character offsets where jieba's words start (Latin words and numbers are one word each)."""
+    try:
+        import jieba
+    except ImportError:
+        raise config.InputError('--whole-word-masking needs the jieba package: pip install jieba==0.42.1') from None
+    jieba.setLogLevel(60)  # not the "Building prefix dict" lines on every run
+    return {start for _, start, _ in jieba.tokenize(text)}
+
+
+def mark_words(tokenizer, texts, maxlen, word_starts=jieba_word_starts, progress=False):
+    """Texts -> the token-id lists loader.encode_texts gives, each token that continues the word
+    before it negated ([PAD] is 0, so no id is lost). word_starts(text): the character offsets
+    where its words start."""
+    marked = []
+    for text in tqdm(texts, desc='words', unit=' texts', leave=False, disable=not progress or len(texts) < 2000):
+        tokens = tokenizer.tokenize(text, maxlen=maxlen)
+        starts, previous_char = word_starts(text), None
+        ids = []
+        for token_id, chars in zip(tokenizer.tokens_to_ids(tokens), tokenizer.rematch(text, tokens)):
+            # a word piece of a Latin word continues it as well: its first character starts no word
+            continues = bool(chars) and previous_char is not None and chars[0] not in starts
+            ids.append(-token_id if continues else token_id)
+            previous_char = chars[-1] if chars else None  # [CLS], [UNK]: what follows starts a word
+        marked.append(ids)
+    return marked
 
 
 class MaskedLanguageModel(keras.Model):

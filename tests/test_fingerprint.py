@@ -117,6 +117,7 @@ def test_the_concerns_of_a_run_are_its_fingerprint():
         'objective', 'generator_size', 'rtd_weight', 'valid_ratio', 'group_by_length', 'seed', 'precision'}
     assert config.settings_of(config.Config(mask_span=4), 'pretraining')['mask_span'] == 4  # only when on
     assert 'mask_span' not in config.settings_of(config.Config(mask_span=4), 'fine-tuning')
+    assert config.settings_of(config.Config(whole_word_masking=True), 'pretraining')['whole_word_masking'] is True
 
 
 def test_precision_auto_is_kept_as_the_policy_it_chose(tiny_pretrained, tmp_path, monkeypatch):

@@ -69,6 +69,7 @@ CASES = [
     ('pretrain.py', ['--budget-decay', '--epochs', '3'], '--budget-decay needs --time-budget'),
     ('pretrain.py', ['--mask-rate', '1.5'], '--mask-rate: must be more than 0 and less than 1, not 1.5'),
     ('pretrain.py', ['--mask-span', '0'], '--mask-span: must be from 1 to 10, not 0'),
+    ('pretrain.py', ['--whole-word-masking', '--mask-span', '2'], '--whole-word-masking masks single words'),
     ('pretrain.py', ['--init', 'x', '--layers', '2'], '--pretrained takes the architecture of its checkpoint'),
     ('pretrain.py', ['--pretrained', 'x', '--heads', '2'], '--pretrained takes the architecture of its checkpoint'),
     ('train.py', ['--precision', 'half'], "--precision: must be one of float32, float16, bfloat16, auto, not 'half'"),

@@ -266,6 +266,68 @@ def test_span_masking_masks_runs_of_tokens_at_about_the_same_rate(tiny_pretraine
     assert np.mean(run_lengths(spans) > 4) < 0.05
 
 
+def test_whole_word_marks_keep_the_ids_and_follow_the_segmenter():
+    import loader
+    from multilabel import mlm
+    tokenizer = loader.load_tokenizer(os.path.join(path.pretrained_dir('small'), path.VOCAB_NAME))  # the official one
+    texts = ['北京大学发布OpenAI评测', '公司 收购', '长' * 40]
+    segmenter = {texts[0]: {0, 2, 4, 6, 12}, texts[1]: {0, 2, 3}, texts[2]: {0}}
+    marked = mlm.mark_words(tokenizer, texts, 16, word_starts=segmenter.get)
+    assert [[abs(i) for i in ids] for ids in marked] == loader.encode_texts(tokenizer, texts, 16)
+
+    def continued(text, ids):
+        return [token for token, token_id in zip(tokenizer.tokenize(text, maxlen=16), ids) if token_id < 0]
+    # words 北京 大学 发布 OpenAI 评测 (OpenAI is 'open' '##ai'): a word's later tokens continue it
+    assert continued(texts[0], marked[0]) == ['京', '学', '布', '##ai', '测']
+    assert continued(texts[1], marked[1]) == ['司', '购']  # the space starts a word of its own
+    assert continued(texts[2], marked[2]) == ['长'] * 13  # one long word, cut at maxlen; [CLS], [SEP] never
+
+
+def test_whole_word_masking_masks_every_token_of_a_word_or_none(tiny_pretrained):
+    import loader
+    from multilabel import mlm
+    from multilabel.compat import tf
+    tokenizer = loader.load_tokenizer(os.path.join(tiny_pretrained, path.VOCAB_NAME))
+    vocab_size = path.read_json(os.path.join(tiny_pretrained, path.CONFIG_NAME))['vocab_size']
+    rng = np.random.default_rng(0)
+    ordinary = rng.choice(mlm.Masker(tokenizer, vocab_size, 0.15).replacements, (64, 200))
+    continues = rng.random((64, 200)) < 0.5  # words of 1, 2, 3 ... tokens
+    continues[:, 0] = False
+    ids = np.pad(np.where(continues, -ordinary, ordinary), [[0, 0], [1, 0]], constant_values=tokenizer._token_start_id)
+    ids = tf.constant(np.pad(ids, [[0, 0], [0, 5]]), tf.int32)  # [PAD]s
+    masker = mlm.Masker(tokenizer, vocab_size, 0.15, whole_words=True)
+    chosen = masker.choose(tf.abs(ids), tf.constant([3, 4], tf.int64), ids < 0).numpy()
+    word = np.cumsum(~continues, axis=1)
+    for row in range(64):
+        for number in np.unique(word[row]):
+            in_word = chosen[row, 1:201][word[row] == number]
+            assert in_word.all() or not in_word.any()
+    assert not chosen[:, 0].any() and not chosen[:, 201:].any()
+    assert 0.13 < chosen.sum() / (64 * 200) < 0.17
+    masked, targets = masker.mask(ids, tf.constant([5, 6], tf.int64))
+    assert (masked.numpy() >= 0).all()  # the marks never reach the model
+    assert (targets.numpy()[targets.numpy() > 0] == np.abs(ids.numpy())[targets.numpy() > 0]).all()
+
+
+def test_whole_word_masking_without_jieba_says_how_to_get_it(monkeypatch):
+    from multilabel import mlm
+    import config
+    monkeypatch.setitem(sys.modules, 'jieba', None)  # import jieba raises ImportError
+    with pytest.raises(config.InputError, match=r'^--whole-word-masking needs the jieba package: pip install jieba=='):
+        mlm.jieba_word_starts('公司收购')
+
+
+def test_whole_word_masking_pretrains_with_jieba(tiny_pretrained, tmp_path):
+    pytest.importorskip('jieba')
+    import pretrain
+    out = str(tmp_path / 'out')
+    pretrain.main(['--init', tiny_pretrained, '--out', out, '--epochs', '1', '--max-samples', '40', *FAST,
+                   '--whole-word-masking'])
+    rows = history.read_history(os.path.join(out, path.HISTORY_NAME))
+    assert len(rows) == 1 and rows[0]['masked_acc'] >= 0
+    assert os.path.exists(os.path.join(out, path.CHECKPOINT_NAME + '.index'))
+
+
 def test_pretraining_uses_its_own_dropout_rate_not_the_configs(tiny_pretrained):
     """--mlm-dropout replaces the 0.1 of bert_config.json inside the encoder (MLM) and in both
     Transformers of RTD; 0 by default (bert4keras then adds no Dropout layer)."""
