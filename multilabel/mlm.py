@@ -111,8 +111,12 @@ def mark_words(tokenizer, texts, maxlen, word_starts=jieba_word_starts, progress
     for text in tqdm(texts, desc='words', unit=' texts', leave=False, disable=not progress or len(texts) < 2000):
         tokens = tokenizer.tokenize(text, maxlen=maxlen)
         starts, previous_char = word_starts(text), None
+        try:
+            token_chars = tokenizer.rematch(text, tokens)
+        except ValueError:  # a text bert4keras cannot map back to its tokens: they are masked one by one
+            token_chars = [[]] * len(tokens)
         ids = []
-        for token_id, chars in zip(tokenizer.tokens_to_ids(tokens), tokenizer.rematch(text, tokens)):
+        for token_id, chars in zip(tokenizer.tokens_to_ids(tokens), token_chars):
             # a word piece of a Latin word continues it as well: its first character starts no word
             continues = bool(chars) and previous_char is not None and chars[0] not in starts
             ids.append(-token_id if continues else token_id)

@@ -283,6 +283,18 @@ def test_whole_word_marks_keep_the_ids_and_follow_the_segmenter():
     assert continued(texts[2], marked[2]) == ['长'] * 13  # one long word, cut at maxlen; [CLS], [SEP] never
 
 
+def test_a_text_the_tokenizer_cannot_map_back_is_masked_token_by_token(monkeypatch):
+    import loader
+    from multilabel import mlm
+    tokenizer = loader.load_tokenizer(os.path.join(path.pretrained_dir('small'), path.VOCAB_NAME))
+
+    def unmappable(text, tokens):
+        raise ValueError('substring not found')
+    monkeypatch.setattr(tokenizer, 'rematch', unmappable)
+    assert mlm.mark_words(tokenizer, ['北京大学'], 16, word_starts=lambda text: {0}) == \
+        loader.encode_texts(tokenizer, ['北京大学'], 16)  # no mark: nothing continues a word
+
+
 def test_whole_word_masking_masks_every_token_of_a_word_or_none(tiny_pretrained):
     import loader
     from multilabel import mlm
