@@ -165,12 +165,9 @@ def pretrain(args, cfg):
     print(scale.describe_precision(requested_precision, cfg.precision))
 
     tokenizer = loader.load_tokenizer(vocab_path)
-    if cfg.whole_word_masking:  # the ids carry the word boundaries
-        train_ids = mlm.mark_words(tokenizer, texts, cfg.maxlen, progress=config.interactive())
-        held_out_ids = mlm.mark_words(tokenizer, held_out, cfg.maxlen, progress=config.interactive())
-    else:
-        train_ids = loader.encode_texts(tokenizer, texts, cfg.maxlen, config.interactive())
-        held_out_ids = loader.encode_texts(tokenizer, held_out, cfg.maxlen, config.interactive())
+    encode = mlm.mark_words if cfg.whole_word_masking else loader.encode_texts  # marked ids carry the word boundaries
+    train_ids = encode(tokenizer, texts, cfg.maxlen, progress=config.interactive())
+    held_out_ids = encode(tokenizer, held_out, cfg.maxlen, progress=config.interactive())
     steps = loader.batches_per_epoch(len(train_ids), cfg.batch_size)
 
     masker = mlm.Masker(tokenizer, bert_config['vocab_size'], cfg.mask_rate, cfg.mask_span, cfg.whole_word_masking)

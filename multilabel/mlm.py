@@ -93,20 +93,22 @@ class Masker:
         return data.enumerate(start=first_epoch * steps).map(mask).prefetch(tf.data.AUTOTUNE)
 
 
-def jieba_word_starts(text):
-    """The character offsets where jieba's words start (Latin words and numbers are one word each)."""
+def jieba_segmenter():
+    """jieba as a word_starts function: text -> the character offsets where its words start
+    (Latin words and numbers are one word each)."""
     try:
         import jieba
     except ImportError:
         raise config.InputError('--whole-word-masking needs the jieba package: pip install jieba==0.42.1') from None
     jieba.setLogLevel(60)  # not the "Building prefix dict" lines on every run
-    return {start for _, start, _ in jieba.tokenize(text)}
+    return lambda text: {start for _, start, _ in jieba.tokenize(text)}
 
 
-def mark_words(tokenizer, texts, maxlen, word_starts=jieba_word_starts, progress=False):
+def mark_words(tokenizer, texts, maxlen, word_starts=None, progress=False):
     """Texts -> the token-id lists loader.encode_texts gives, each token that continues the word
     before it negated ([PAD] is 0, so no id is lost). word_starts(text): the character offsets
-    where its words start."""
+    where its words start; jieba's words when None."""
+    word_starts = word_starts or jieba_segmenter()
     marked = []
     for text in tqdm(texts, desc='words', unit=' texts', leave=False, disable=not progress or len(texts) < 2000):
         tokens = tokenizer.tokenize(text, maxlen=maxlen)

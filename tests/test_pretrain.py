@@ -326,7 +326,7 @@ def test_whole_word_masking_without_jieba_says_how_to_get_it(monkeypatch):
     import config
     monkeypatch.setitem(sys.modules, 'jieba', None)  # import jieba raises ImportError
     with pytest.raises(config.InputError, match=r'^--whole-word-masking needs the jieba package: pip install jieba=='):
-        mlm.jieba_word_starts('公司收购')
+        mlm.jieba_segmenter()
 
 
 def test_whole_word_masking_pretrains_with_jieba(tiny_pretrained, tmp_path):
