@@ -93,6 +93,9 @@ def parse_args(argv=None):
             parser.error(f'--recipe runs the stages of its file: {given[0]} cannot be combined with it')
     elif args.seed is not None:
         parser.error("--seed is the recipe's: without --recipe, give train.py's --seed after --")
+    # Each stage gets --resume or --overwrite from here; one given again would clash only after the pretraining.
+    for flag in set(args.train_flags + shlex.split(args.pretrain or '')) & {'--resume', '--overwrite'}:
+        parser.error(f"{flag} is bench/accuracy.py's own: give --resume before -- and outside --pretrain")
     args.weights = args.weights or os.path.join(ROOT, 'bench', 'weights', args.name)
     return args
 

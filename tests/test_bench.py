@@ -121,6 +121,17 @@ def test_accuracy_bench_pretrain_row_on_a_labelled_share(tiny_pretrained, tmp_pa
     assert f'--init {tiny_pretrained} --epochs 1 --max-samples 60 --maxlen 32 --batch-size 16' in shlex.split(row['command'])
 
 
+def test_accuracy_bench_refuses_a_stage_restart_flag_before_anything_runs(tmp_path, sample_corpus):
+    # Each stage gets --resume or --overwrite from accuracy.py; --resume among train.py's flags would reach
+    # train.py beside --overwrite and stop the row only after its whole pretraining had been replaced.
+    weights = tmp_path / 'weights' / 'row'
+    common = ['--data', str(sample_corpus), '--name', 'row', '--weights', str(weights), '--out', str(tmp_path / 'a.json')]
+    for flags in (['--pretrain', '--epochs 1', '--', '--resume'], ['--pretrain', '--epochs 1 --overwrite']):
+        result = run_script(os.path.join('bench', 'accuracy.py'), *common, *flags)
+        assert result.returncode == 2 and "is bench/accuracy.py's own: give --resume before --" in result.stderr
+        assert not weights.parent.exists()
+
+
 def test_accuracy_bench_resume_keeps_a_finished_pretraining_and_times_the_trained_minutes(tiny_pretrained, tmp_path,
                                                                                        sample_corpus):
     # A row cut after its pretraining (here: the fine-tuning stage refuses a flag), then finished with --resume.
