@@ -290,8 +290,8 @@ def test_the_shipped_recipes_are_the_commands_they_stand_for():
     stages, evaluation = stage_flags('self-pretrained.toml', 'weights/self')
     args = pretrain.parse_args(stages['pretrain'])
     assert (args.layers, args.hidden, args.heads, args.maxlen, args.batch_size, args.mlm_lr, args.epochs,
-            args.time_budget, args.budget_decay, args.precision, args.group_by_length, args.objective) == \
-        (4, 256, 4, 128, 64, 1e-3, 40, 44, False, 'auto', 50, 'mlm')
+            args.time_budget, args.budget_decay, args.precision, args.group_by_length, args.objective,
+            args.whole_word_masking) == (4, 256, 4, 128, 64, 1e-3, 40, 44, False, 'auto', 50, 'mlm', True)
     assert args.train == ['data/multi-classification-train.txt'] and args.out == 'weights/self-pretrained'
     args = train.parse_args(stages['train'])
     assert (args.maxlen, args.batch_size, args.encoder_lr, args.head_lr, args.ema_momentum, args.epochs,
