@@ -94,8 +94,10 @@ def parse_args(argv=None):
     elif args.seed is not None:
         parser.error("--seed is the recipe's: without --recipe, give train.py's --seed after --")
     # Each stage gets --resume or --overwrite from here; one given again would clash only after the pretraining.
-    for flag in set(args.train_flags + shlex.split(args.pretrain or '')) & {'--resume', '--overwrite'}:
-        parser.error(f"{flag} is bench/accuracy.py's own: give --resume before -- and outside --pretrain")
+    restart = sorted({'--resume', '--overwrite'} & set(args.train_flags + shlex.split(args.pretrain or '')))
+    if restart:
+        parser.error(f"{restart[0]} is bench/accuracy.py's own: give --resume before -- and outside --pretrain "
+                     "(without it, a rerun replaces the row's folders)")
     args.weights = args.weights or os.path.join(ROOT, 'bench', 'weights', args.name)
     return args
 
